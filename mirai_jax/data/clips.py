@@ -1,0 +1,195 @@
+"""One episode file -> clip records (frames + the audio of exactly those frames).
+
+This is the whole per-episode job of the anime_clips dataset, kept free of
+TFDS so that the local build, a Beam build and the tests share it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fractions
+import hashlib
+import json
+import os
+import time
+from typing import Any, Iterator, Optional
+
+from absl import logging
+import numpy as np
+
+from mirai_jax.data import shots
+from mirai_jax.data import video_io
+
+VideoError = video_io.VideoError
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipSpec:
+  """How episodes are cut into clips; each field changes the records."""
+  height: int = 64
+  width: int = 64
+  frames: int = 20  # T: frames per clip (MIRAI: 20)
+  stride: int = 10  # frames between clip starts inside a shot
+  resize: str = 'crop'  # 'crop' (centre), 'pad' (letterbox, for 16:9) or 'stretch'
+  fps: Optional[str] = None  # e.g. '24000/1001' to resample; None keeps the source rate
+  sample_rate: int = 16000
+  drop_static: bool = False  # drop clips in which nothing moves
+  cut_threshold: float = 0.12  # see shots.detect_cuts
+  cut_ratio: float = 3.0
+
+  def validate(self) -> None:
+    for name in ('height', 'width', 'frames', 'stride', 'sample_rate'):
+      if getattr(self, name) < 1:
+        raise ValueError(f'clip spec field `{name}` must be >= 1, got '
+                         f'{getattr(self, name)}')
+    if self.resize not in ('crop', 'pad', 'stretch'):
+      raise ValueError("clip spec field `resize` must be 'crop', 'pad' or "
+                       f"'stretch', got {self.resize!r}")
+    if self.fps is not None:
+      try:
+        rate = fractions.Fraction(self.fps)
+      except (ValueError, ZeroDivisionError):
+        rate = 0
+      if not 0 < rate <= 300:
+        raise ValueError(f"clip spec field `fps` must look like '24' or "
+                         f"'24000/1001', got {self.fps!r}")
+
+  def audio_samples(self, fps: float) -> int:
+    """Nominal audio length of one clip at `fps` (records vary by +-1)."""
+    return int(round(self.frames * self.sample_rate / fps))
+
+
+@dataclasses.dataclass
+class EpisodeReport:
+  """What happened to one file; becomes the build summary."""
+  episode: str
+  frames: int = 0
+  seconds: float = 0.0
+  shots: int = 0
+  clips: int = 0
+  static_dropped: int = 0
+  has_audio: bool = False
+  fps: str = ''
+  video_codec: str = ''
+  audio_codec: str = ''
+  decode_seconds: float = 0.0
+  warnings: int = 0
+
+
+def split_of(episode: str, fractions_: dict[str, float]) -> str:
+  """Deterministic split from a stable hash of the episode name.
+
+  The same name always lands in the same split on every machine and Python
+  version (unlike `hash()`), and adding episodes never moves old ones.
+  """
+  u = int.from_bytes(hashlib.sha256(episode.encode('utf-8')).digest()[:8],
+                     'big') / 2.0**64
+  total = sum(fractions_.values())
+  acc = 0.0
+  for name, frac in fractions_.items():
+    acc += frac / total
+    if u < acc:
+      return name
+  return list(fractions_)[-1]
+
+
+def episode_clips(path: str, episode: str, spec: ClipSpec
+                  ) -> tuple[list[dict[str, Any]], EpisodeReport]:
+  """Decodes `path` and returns its clip records and a report.
+
+  Raises VideoError (naming the file and the reason) for anything that is not
+  a usable episode: nothing is returned for it, so a bad file never leaves
+  part of itself in a dataset.
+  """
+  t0 = time.perf_counter()
+  probe = video_io.probe(path)
+  decoded = video_io.decode(
+      path, spec.height, spec.width, resize=spec.resize,
+      fps=fractions.Fraction(spec.fps) if spec.fps else None,
+      sample_rate=spec.sample_rate, probe_=probe)
+  frames = decoded.frames
+  report = EpisodeReport(
+      episode=episode, frames=len(frames),
+      seconds=float(len(frames) / decoded.fps), has_audio=probe.has_audio,
+      fps=f'{decoded.fps.numerator}/{decoded.fps.denominator}',
+      video_codec=probe.video_codec, audio_codec=probe.audio_codec or '',
+      warnings=len(decoded.warnings))
+  if decoded.warnings:
+    logging.warning('%s: ffmpeg reported %d problem(s), first: %s', path,
+                    len(decoded.warnings), decoded.warnings[0])
+  if len(frames) < spec.frames:
+    raise VideoError(f'{path}: too short: {len(frames)} frames, a clip needs '
+                     f'{spec.frames}')
+  cuts = shots.detect_cuts(frames, spec.cut_threshold, spec.cut_ratio)
+  bounds = shots.shot_bounds(len(frames), cuts)
+  report.shots = len(bounds)
+  records = []
+  for shot, (a, b) in enumerate(bounds):
+    for start in shots.clip_starts(a, b, spec.frames, spec.stride):
+      video = frames[start:start + spec.frames]
+      if spec.drop_static and shots.is_static(video):
+        report.static_dropped += 1
+        continue
+      records.append(dict(
+          video=video,
+          audio=decoded.audio_span(start, start + spec.frames),
+          has_audio=probe.has_audio,
+          fps=float(decoded.fps),
+          sample_rate=spec.sample_rate,
+          episode=episode,
+          start_frame=start,
+          shot=shot,
+      ))
+  report.clips = len(records)
+  report.decode_seconds = time.perf_counter() - t0
+  if not records:
+    longest = max(b - a for a, b in bounds)
+    why = (f'all {report.static_dropped} clips were static'
+           if report.static_dropped else
+           f'no shot is {spec.frames} frames long (longest: {longest})')
+    raise VideoError(f'{path}: too short: {why}')
+  return records, report
+
+
+def iter_examples(records: list[dict[str, Any]]) -> Iterator[tuple[str, dict]]:
+  """(key, example) pairs with keys unique within a dataset."""
+  for r in records:
+    yield f"{r['episode']}:{r['start_frame']:09d}", r
+
+
+def list_episodes(folder: str) -> list[tuple[str, str]]:
+  """(episode name, path) of every file under `folder`, sorted by name.
+
+  Every non-hidden file counts: a stray non-video file is reported by the
+  build rather than silently ignored. Names are paths relative to `folder`.
+  """
+  out = []
+  for root, dirs, files in os.walk(folder):
+    dirs[:] = sorted(d for d in dirs if not d.startswith('.'))
+    for f in files:
+      if f.startswith('.'):
+        continue
+      path = os.path.join(root, f)
+      out.append((os.path.relpath(path, folder).replace(os.sep, '/'), path))
+  return sorted(out)
+
+
+def read_split_file(path: str) -> dict[str, str]:
+  """{episode: split} from a JSON file {"train": [names], "test": [...]}."""
+  try:
+    with open(path, encoding='utf-8') as f:
+      data = json.load(f)
+  except (OSError, ValueError) as e:
+    raise ValueError(f'split_file {path}: cannot read it as JSON: {e}') from e
+  if not isinstance(data, dict) or not all(
+      isinstance(v, list) for v in data.values()):
+    raise ValueError(f'split_file {path}: expected {{"train": ["ep1.mp4", ...], '
+                     '"test": [...]}')
+  out = {}
+  for split, names in data.items():
+    for name in names:
+      if name in out:
+        raise ValueError(f'split_file {path}: {name!r} is in both '
+                         f'{out[name]!r} and {split!r}')
+      out[name] = split
+  return out

@@ -1,0 +1,149 @@
+"""Building the anime_clips dataset: configs, the safe build, its summary.
+
+`python -m mirai_jax.prepare` is the command-line face of this module and
+`main.py`'s `data` stage the config-driven one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+import uuid
+from typing import Optional
+
+from absl import logging
+import tensorflow_datasets as tfds
+
+from mirai_jax.data import clips
+from mirai_jax.data import synthetic
+from tfds_builders import anime_clips
+
+
+def make_config(base: str = '64x64_t20', name: Optional[str] = None,
+                **clip_fields) -> anime_clips.AnimeClipsConfig:
+  """A named config, or a new one with some clip fields changed."""
+  named = {c.name: c for c in anime_clips.CONFIGS}
+  if base not in named:
+    raise ValueError(f'config {base!r} is not one of {sorted(named)}')
+  clip_fields = {k: v for k, v in clip_fields.items() if v is not None}
+  if not clip_fields:
+    return named[base]
+  if not name or name in named:
+    raise ValueError(f'changing clip fields {sorted(clip_fields)} makes a new '
+                     'dataset: give it a new name with --name (e.g. '
+                     f'--name={base}_custom)')
+  clip = dataclasses.replace(named[base].clip, **clip_fields)
+  clip.validate()
+  return dataclasses.replace(named[base], name=name, clip=clip,
+                             description=f'{named[base].description} '
+                             f'Changed: {clip_fields}')
+
+
+def build(manual_dir: str, data_dir: str,
+          config: anime_clips.AnimeClipsConfig | str = '64x64_t20', *,
+          workers: Optional[int] = None, split_file: Optional[str] = None,
+          overwrite: bool = False
+          ) -> tfds.core.DatasetBuilder:
+  """Builds (or reuses) the dataset and returns its builder."""
+  manual_dir = os.path.expanduser(manual_dir)
+  data_dir = os.path.expanduser(data_dir)
+  if not os.path.isdir(manual_dir):
+    raise FileNotFoundError(f'--manual_dir {manual_dir}: no such folder')
+  if not clips.list_episodes(manual_dir):
+    raise FileNotFoundError(f'--manual_dir {manual_dir}: the folder is empty; '
+                            'put the episode files there')
+  builder = anime_clips.Builder(config=config, data_dir=data_dir,
+                                workers=workers)
+  target = builder.data_dir
+  if os.path.exists(os.path.join(target, 'dataset_info.json')) and not overwrite:
+    logging.info('%s exists; reusing it (--overwrite to rebuild)', target)
+    return builder
+  # Build under a private data_dir and move the finished dataset in place:
+  # an interrupted or failed build never touches (or imitates) a good one.
+  scratch = os.path.join(data_dir, f'.building-{uuid.uuid4().hex[:8]}')
+  try:
+    staging = anime_clips.Builder(config=config, data_dir=scratch,
+                                  workers=workers, split_file=split_file)
+    try:
+      staging.download_and_prepare(download_config=tfds.download.DownloadConfig(
+          manual_dir=manual_dir))
+    except AssertionError as e:
+      if 'No examples were yielded' not in str(e):
+        raise
+      skipped = staging.info.metadata.get('skipped', [])
+      raise RuntimeError(
+          f'{e}: every episode of that split was skipped:\n' +
+          '\n'.join(f"  {s['episode']}: {s['reason']}" for s in skipped) +
+          '\nFix or remove those files, or assign splits with --split_file.'
+      ) from None
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    old = None
+    if os.path.exists(target):
+      old = f'{target}.old-{uuid.uuid4().hex[:8]}'
+      os.rename(target, old)
+    os.rename(staging.data_dir, target)
+    if old:
+      shutil.rmtree(old)
+  finally:
+    shutil.rmtree(scratch, ignore_errors=True)
+  return anime_clips.Builder(config=config, data_dir=data_dir, workers=workers)
+
+
+def summary(builder: tfds.core.DatasetBuilder) -> str:
+  """A readable account of what was built and what was skipped."""
+  meta = builder.info.metadata or {}
+  reports = meta.get('episodes', [])
+  lines = [f'anime_clips/{builder.builder_config.name} in {builder.data_dir}']
+  for split, info in sorted(builder.info.splits.items()):
+    eps = meta.get('split_episodes', {}).get(split, [])
+    lines.append(f'  {split:<10} {info.num_examples:>7} clips from '
+                 f'{len(eps)} episode(s), {info.num_shards} shard(s)')
+  seconds = sum(r['seconds'] for r in reports)
+  lines.append(f'  {len(reports)} episode(s) used, {seconds / 60:.1f} min of '
+               f'video, {sum(r["shots"] for r in reports)} shots, '
+               f'{sum(not r["has_audio"] for r in reports)} without audio')
+  skipped = meta.get('skipped', [])
+  lines.append(f'  {len(skipped)} file(s) skipped' + (':' if skipped else ''))
+  lines += [f"    {s['episode']}: {s['reason']}" for s in skipped]
+  return '\n'.join(lines)
+
+
+def data_paths(config, workdir: str) -> tuple[str, str]:
+  """(episode folder, TFDS data_dir) of an ml_collections run config."""
+  return (os.path.expanduser(config.data.episodes or
+                             os.path.join(workdir, 'episodes')),
+          os.path.expanduser(config.data.data_dir or
+                             os.path.join(workdir, 'tensorflow_datasets')))
+
+
+def run(config, workdir: str) -> tfds.core.DatasetBuilder:
+  """The `data` stage of main.py: (synthetic episodes ->) dataset."""
+  episodes, data_dir = data_paths(config, workdir)
+  split_file = config.data.split_file or None
+  syn = config.data.synthetic
+  if syn.num_episodes:
+    t0 = time.time()
+    paths = synthetic.write_episodes(episodes, syn.num_episodes,
+                                     seconds=syn.seconds, height=syn.height,
+                                     width=syn.width, seed=syn.seed)
+    logging.info('%d synthetic episodes in %s (%.1f s)', len(paths), episodes,
+                 time.time() - t0)
+    if not split_file and len(paths) >= 3:
+      # Few episodes: a hash could leave a split empty, so fix the split.
+      names = [os.path.basename(p) for p in paths]
+      split_file = os.path.join(workdir, 'synthetic_splits.json')
+      with open(split_file, 'w') as f:
+        json.dump({'train': names[:-2], 'validation': names[-2:-1],
+                   'test': names[-1:]}, f, indent=1)
+  elif not os.path.isdir(episodes) or not clips.list_episodes(episodes):
+    raise FileNotFoundError(
+        f'no episodes in {episodes}: put the episode files there (or set '
+        '--config.data.episodes=FOLDER), or turn on synthetic episodes with '
+        '--config.data.synthetic.num_episodes=6')
+  builder = build(episodes, data_dir, config.data.builder_config,
+                  workers=config.data.workers or None, split_file=split_file)
+  print(summary(builder), flush=True)
+  return builder

@@ -1,0 +1,128 @@
+"""Input pipeline: anime_clips records -> shuffled batches -> global jax.Arrays.
+
+grain reads the array_record shards through `tfds.data_source` (plain numpy,
+no TensorFlow), each process takes its own share of the indices
+(`ShardByJaxProcess`), shuffles with a seed, batches, and the batches become
+one global `jax.Array` per field, sharded over the mesh's `data` axis. The
+loader's iterator state is small and goes into checkpoints, so a resumed run
+sees exactly the batches it would have seen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from typing import Any, Optional
+
+import grain
+import jax
+import numpy as np
+import tensorflow_datasets as tfds
+
+DATA_AXIS = 'data'
+
+
+def dataset_builder(data_dir: str, name: str = 'anime_clips/64x64_t20'
+                    ) -> tfds.core.DatasetBuilder:
+  """The built dataset `name` ('anime_clips/<config>') under `data_dir`."""
+  import tfds_builders.anime_clips  # pylint: disable=g-import-not-at-top,unused-import  # registers it
+  data_dir = os.path.expanduser(data_dir)
+  builder = tfds.builder(name, data_dir=data_dir)
+  if not builder.is_prepared():
+    raise FileNotFoundError(
+        f'dataset {name} is not built under {data_dir}; build it with\n'
+        f'  python -m mirai_jax.prepare --manual_dir=EPISODES '
+        f'--data_dir={data_dir} --config={name.split("/")[-1]}')
+  return builder
+
+
+@dataclasses.dataclass(frozen=True)
+class ToArrays(grain.transforms.Map):
+  """Record -> fixed-shape numeric arrays (strings stay on the host side)."""
+  audio_len: int
+
+  def map(self, record: dict[str, Any]) -> dict[str, np.ndarray]:
+    audio = np.asarray(record['audio'], np.int16)[:self.audio_len]
+    padded = np.zeros(self.audio_len, np.int16)
+    padded[:len(audio)] = audio
+    return dict(
+        video=np.asarray(record['video'], np.uint8),
+        audio=padded,
+        audio_len=np.int32(len(audio)),
+        has_audio=np.bool_(record['has_audio']),
+        start_frame=np.int64(record['start_frame']),
+        shot=np.int32(record['shot']),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class RandomFlip(grain.transforms.RandomMap):
+  """Mirror the clip left-right with probability 1/2 (sound is unchanged)."""
+
+  def random_map(self, example, rng: np.random.Generator):
+    if rng.random() < 0.5:
+      example = dict(example, video=example['video'][:, :, ::-1])
+    return example
+
+
+def audio_len_of(builder: tfds.core.DatasetBuilder,
+                 fps: Optional[float] = None) -> int:
+  """Samples per clip: T frames at `fps` (default: the slowest source's rate)."""
+  meta = builder.info.metadata or {}
+  spec = meta.get('clip_spec', {})
+  frames, rate = spec.get('frames', 20), spec.get('sample_rate', 16000)
+  if fps is None:
+    rates = [_fraction(r['fps']) for r in meta.get('episodes', [])]
+    fps = min(rates) if rates else 24000 / 1001
+  return math.ceil(frames * rate / fps)
+
+
+def _fraction(text: str) -> float:
+  num, _, den = text.partition('/')
+  return float(num) / float(den or 1)
+
+
+def make_loader(builder: tfds.core.DatasetBuilder, split: str, *,
+                global_batch_size: int, seed: int = 0, shuffle: bool = True,
+                num_epochs: Optional[int] = None, worker_count: int = 0,
+                flip: bool = False, audio_len: Optional[int] = None
+                ) -> grain.DataLoader:
+  """A grain DataLoader yielding this process's share of each global batch."""
+  if split not in builder.info.splits:
+    raise ValueError(f'split {split!r} is not in {builder.data_dir} '
+                     f'(it has {sorted(builder.info.splits)})')
+  nproc = jax.process_count()
+  if global_batch_size % nproc:
+    raise ValueError(f'batch size {global_batch_size} does not divide over '
+                     f'{nproc} processes')
+  source = builder.as_data_source(split=split)
+  ops = [ToArrays(audio_len or audio_len_of(builder))]
+  if flip:
+    ops.append(RandomFlip())
+  ops.append(grain.transforms.Batch(global_batch_size // nproc,
+                                    drop_remainder=True))
+  sampler = grain.samplers.IndexSampler(
+      num_records=len(source),
+      shard_options=grain.sharding.ShardByJaxProcess(drop_remainder=True),
+      shuffle=shuffle, num_epochs=num_epochs, seed=seed)
+  return grain.DataLoader(data_source=source, sampler=sampler, operations=ops,
+                          worker_count=worker_count)
+
+
+def data_sharding(mesh: jax.sharding.Mesh) -> jax.sharding.NamedSharding:
+  """Leading (batch) dimension split over the mesh's `data` axis."""
+  return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(DATA_AXIS))
+
+
+def to_global(batch: dict[str, np.ndarray], mesh: jax.sharding.Mesh
+              ) -> dict[str, jax.Array]:
+  """This process's rows -> one global jax.Array per field."""
+  sharding = data_sharding(mesh)
+  n = mesh.shape[DATA_AXIS]
+  rows = next(iter(batch.values())).shape[0] * jax.process_count()
+  if rows % n:
+    raise ValueError(f'global batch {rows} does not divide over the {n} '
+                     f'devices of the `{DATA_AXIS}` mesh axis')
+  return {k: jax.make_array_from_process_local_data(sharding, v)
+          for k, v in batch.items()}

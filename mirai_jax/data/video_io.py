@@ -1,0 +1,329 @@
+"""Probe and decode episode files with ffmpeg (video at target size, mono PCM).
+
+Everything runs through one ffmpeg binary: the one on PATH when there is one,
+else the static build that the `imageio-ffmpeg` wheel carries. That build has no
+ffprobe, so probing reads what ffmpeg itself prints (`showinfo`/`ashowinfo` on
+the first frames give exact rational frame rates and start times).
+
+Timeline convention: frame k of the decoded video is shown at
+`(first_frame_index + k) / fps` seconds of the file's timeline, and audio sample
+n at `n / sample_rate` seconds of the same timeline (silence where the file has
+none, AAC encoder delay already removed by the demuxer), so
+`audio_span(k0, k1)` is exactly the sound of frames k0..k1-1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fractions
+import functools
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from typing import Optional
+
+import ffmpeg
+import numpy as np
+
+
+class VideoError(Exception):
+  """A file that cannot be used as an episode; the message says why."""
+
+
+@functools.cache
+def ffmpeg_exe() -> str:
+  """`$MIRAI_FFMPEG`, else ffmpeg on PATH, else the imageio-ffmpeg binary."""
+  exe = os.environ.get('MIRAI_FFMPEG') or shutil.which('ffmpeg')
+  if exe:
+    return exe
+  import imageio_ffmpeg  # pylint: disable=g-import-not-at-top
+  return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def _input(path: str, **kwargs):
+  # The `file:` protocol keeps names with ':' or a leading '-' from being read
+  # as protocols or options.
+  return ffmpeg.input('file:' + os.path.abspath(path), **kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class Probe:
+  """What decoding needs to know about one file."""
+  path: str
+  width: int  # decoded frame size (after rotation), in stored pixels
+  height: int
+  sar: fractions.Fraction  # sample (pixel) aspect ratio
+  fps: fractions.Fraction
+  first_frame_time: float  # seconds, on the file's timeline
+  duration: Optional[float]  # container duration in seconds, if known
+  video_codec: str
+  audio_codec: Optional[str]  # None when the file has no audio stream
+  audio_channels: int
+  audio_rate: int
+
+  @property
+  def has_audio(self) -> bool:
+    return self.audio_codec is not None
+
+  @property
+  def display_size(self) -> tuple[int, int]:
+    """(width, height) with square pixels."""
+    return max(1, round(self.width * self.sar)), self.height
+
+  @property
+  def expected_frames(self) -> Optional[int]:
+    if self.duration is None:
+      return None
+    return max(0, round((self.duration - self.first_frame_time) * self.fps))
+
+
+_FATAL = ('ended prematurely', 'partial file', 'truncated', 'moov atom not found',
+          'invalid data found when processing input')
+
+
+def _run(args: list[str], what: str, path: str) -> str:
+  proc = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True,
+                        check=False)
+  err = proc.stderr.decode('utf-8', 'replace')
+  if proc.returncode != 0:
+    raise VideoError(f'{path}: ffmpeg could not {what}: {_last_error(err)}')
+  return err
+
+
+def _last_error(stderr: str) -> str:
+  """The most telling line of ffmpeg's complaint, without its `[ctx @ 0x..]`."""
+  lines = [re.sub(r'^\[[^\]]*\]\s*', '', l).strip() for l in stderr.splitlines()]
+  lines = [l for l in lines if l]
+  for line in lines:
+    low = line.lower()
+    if any(m in low for m in _FATAL) or 'error' in low or 'invalid' in low:
+      return line
+  return lines[-1] if lines else 'no message'
+
+
+def _ratio(text: str) -> fractions.Fraction:
+  num, den = text.split('/')
+  return fractions.Fraction(int(num), int(den)) if int(den) else fractions.Fraction(0)
+
+
+def probe(path: str) -> Probe:
+  """Reads stream facts from the first video and audio frames of `path`."""
+  if not os.path.isfile(path):
+    raise VideoError(f'{path}: no such file')
+  if os.path.getsize(path) == 0:
+    raise VideoError(f'{path}: empty file (0 bytes)')
+  # Plain arguments rather than ffmpeg-python: the optional maps (`?`) that
+  # let one command serve files with or without audio have no place in the
+  # filter_complex labels ffmpeg-python writes. `V` skips cover art, so an
+  # audio file with an embedded picture counts as audio-only.
+  args = [ffmpeg_exe(), '-hide_banner', '-nostdin', '-i',
+          'file:' + os.path.abspath(path),
+          '-map', '0:V:0?', '-vf', 'showinfo', '-frames:v', '1',
+          '-map', '0:a:0?', '-af', 'ashowinfo', '-frames:a', '1',
+          '-f', 'null', '-']
+  err = _run(args, 'open it as a video', path)
+  return _parse_probe(path, err)
+
+
+def _parse_probe(path: str, err: str) -> Probe:
+  vconf = re.search(r'config in time_base: \S+, frame_rate: (\d+/\d+)', err)
+  vframe = re.search(r'Parsed_showinfo.*?\bn:\s*0 .*?pts_time:(\S+).*?'
+                     r'sar:(\d+/\d+) s:(\d+)x(\d+)', err)
+  if not vframe:
+    if re.search(r'Stream #\S+: Audio:', err):
+      raise VideoError(f'{path}: audio only, no video stream')
+    raise VideoError(f'{path}: no decodable video stream')
+  fps = _ratio(vconf.group(1)) if vconf else fractions.Fraction(0)
+  if not 1 <= fps <= 300:  # unknown or a container time base, not a rate
+    tbr = re.search(r'Video: .*?, ([\d.]+)k? tbr', err)
+    fps = fractions.Fraction(tbr.group(1)).limit_denominator(1001) if tbr else 0
+    if not 1 <= fps <= 300:
+      raise VideoError(f'{path}: cannot tell the frame rate; set the dataset '
+                       'config field `fps` to resample it to a fixed rate')
+  sar = _ratio(vframe.group(2)) or fractions.Fraction(1)
+  dur = re.search(r'Duration: (\d+):(\d+):(\d+(?:\.\d+)?)', err)
+  duration = (int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 +
+              float(dur.group(3))) if dur else None
+  vcodec = re.search(r'Stream #\S+: Video: (\w+)', err)
+  aframe = re.search(r'Parsed_ashowinfo.*?\bn:0 .*?channels:(\d+).*?rate:(\d+)',
+                     err)
+  acodec = re.search(r'Stream #\S+: Audio: (\w+)', err)
+  return Probe(
+      path=path,
+      width=int(vframe.group(3)),
+      height=int(vframe.group(4)),
+      sar=sar,
+      fps=fps,
+      first_frame_time=float(vframe.group(1)),
+      duration=duration,
+      video_codec=vcodec.group(1) if vcodec else 'unknown',
+      audio_codec=(acodec.group(1) if acodec else 'unknown') if aframe else None,
+      audio_channels=int(aframe.group(1)) if aframe else 0,
+      audio_rate=int(aframe.group(2)) if aframe else 0,
+  )
+
+
+def scale_filter(probe_: Probe, height: int, width: int,
+                 resize: str) -> list[tuple[str, dict]]:
+  """ffmpeg filters that bring a frame to (height, width) with square pixels.
+
+  resize: 'crop' fills the target and cuts the overflow (centre crop);
+  'pad' fits the whole frame and letterboxes it (keeps a 4:3 frame whole
+  inside a 16:9 target, for outpainting); 'stretch' ignores aspect.
+  """
+  if resize == 'stretch':
+    return [('scale', dict(w=width, h=height, flags='area'))]
+  if resize not in ('crop', 'pad'):
+    raise ValueError(f"resize must be 'crop', 'pad' or 'stretch', got {resize!r}")
+  dw, dh = probe_.display_size
+  if resize == 'crop':
+    s = max(width / dw, height / dh)
+    sw, sh = max(width, round(dw * s)), max(height, round(dh * s))
+    return [('scale', dict(w=sw, h=sh, flags='area')),
+            ('crop', dict(w=width, h=height, x=(sw - width) // 2,
+                          y=(sh - height) // 2))]
+  s = min(width / dw, height / dh)
+  sw, sh = min(width, max(1, round(dw * s))), min(height, max(1, round(dh * s)))
+  return [('scale', dict(w=sw, h=sh, flags='area')),
+          ('pad', dict(w=width, h=height, x=(width - sw) // 2,
+                       y=(height - sh) // 2, color='black'))]
+
+
+@dataclasses.dataclass
+class Decoded:
+  """One episode at target size on a constant-rate timeline."""
+  frames: np.ndarray  # (N, H, W, 3) uint8
+  audio: Optional[np.ndarray]  # (M,) int16 mono, sample 0 at time 0; None if silent
+  fps: fractions.Fraction
+  sample_rate: int
+  first_frame_index: int  # frame 0 sits at first_frame_index / fps seconds
+  warnings: list[str]
+
+  def frame_time(self, k: int) -> float:
+    return (self.first_frame_index + k) / self.fps
+
+  def audio_span(self, k0: int, k1: int) -> np.ndarray:
+    """Samples covering frames k0..k1-1 exactly (zero-padded past the end)."""
+    a = round(fractions.Fraction(self.first_frame_index + k0) / self.fps *
+              self.sample_rate)
+    b = round(fractions.Fraction(self.first_frame_index + k1) / self.fps *
+              self.sample_rate)
+    out = np.zeros(b - a, np.int16)
+    if self.audio is not None and a < len(self.audio):
+      got = self.audio[a:b]
+      out[:len(got)] = got
+    return out
+
+
+def decode(path: str, height: int, width: int, *, resize: str = 'crop',
+           fps: Optional[fractions.Fraction] = None, sample_rate: int = 16000,
+           probe_: Optional[Probe] = None) -> Decoded:
+  """Decodes `path` to (N, H, W, 3) uint8 frames and mono int16 PCM in one pass.
+
+  Scaling, aspect handling, frame-rate conversion and the audio downmix all
+  happen inside one ffmpeg process; Python only reads the bytes. Frames come
+  out on a constant-rate grid (the source's own rate unless `fps` is given),
+  so frame numbers equal times even for variable-frame-rate files.
+  """
+  p = probe_ or probe(path)
+  rate = fractions.Fraction(fps) if fps else p.fps
+  with tempfile.TemporaryDirectory(prefix='mirai_decode_') as tmp:
+    wav = os.path.join(tmp, 'audio.s16')
+    src = _input(path)
+    video = src['V:0'].filter('fps', fps=f'{rate.numerator}/{rate.denominator}',
+                               round='near')
+    for name, kwargs in scale_filter(p, height, width, resize):
+      video = video.filter(name, **kwargs)
+    outputs = [video.output('pipe:1', format='rawvideo', pix_fmt='rgb24')]
+    if p.has_audio:
+      # async=1 with first_pts=0 pads (or trims) the start so that sample 0 is
+      # time 0 of the file's timeline, whatever the audio's own start time.
+      audio = src['a:0'].filter('aresample', sample_rate, first_pts=0,
+                                **{'async': 1})
+      outputs.append(audio.output(wav, format='s16le', ac=1, ar=sample_rate))
+    args = (ffmpeg.merge_outputs(*outputs)
+            .global_args('-hide_banner', '-nostdin', '-v', 'error')
+            .compile(cmd=ffmpeg_exe()))
+    errf = os.path.join(tmp, 'stderr.txt')
+    with open(errf, 'wb') as errh:
+      proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=errh)
+      data = proc.stdout.read()
+      proc.stdout.close()
+      rc = proc.wait()
+    with open(errf, encoding='utf-8', errors='replace') as f:
+      err = f.read()
+    if rc != 0:
+      raise VideoError(f'{path}: decoding failed: {_last_error(err)}')
+    fatal = [l for l in err.splitlines()
+             if any(m in l.lower() for m in _FATAL)]
+    if fatal:
+      raise VideoError(f'{path}: truncated or corrupt: {_last_error(fatal[0])}')
+    frame_bytes = height * width * 3
+    n = len(data) // frame_bytes
+    frames = np.frombuffer(data, np.uint8, n * frame_bytes).reshape(
+        n, height, width, 3)
+    audio = None
+    if p.has_audio and os.path.exists(wav):
+      audio = np.fromfile(wav, np.int16)
+  return Decoded(
+      frames=frames, audio=audio, fps=rate, sample_rate=sample_rate,
+      first_frame_index=round(fractions.Fraction(p.first_frame_time) * rate),
+      warnings=[l.strip() for l in err.splitlines() if l.strip()])
+
+
+def write_video(path: str, frames, fps, audio: Optional[np.ndarray] = None,
+                sample_rate: int = 48000, *, video_codec: str = 'libx264',
+                audio_codec: str = 'aac', crf: int = 18,
+                preset: str = 'veryfast') -> None:
+  """Encodes uint8 RGB frames (an array or an iterable) and int16 audio.
+
+  audio: (samples,) or (samples, channels) int16. The file appears under
+  `path` only once ffmpeg has finished, so a failed write leaves nothing.
+  """
+  frames = iter(frames)
+  first = np.asarray(next(frames))
+  h, w = first.shape[:2]
+  rate = fractions.Fraction(fps).limit_denominator(1001)
+  base, ext = os.path.splitext(path)
+  partial = f'{base}.partial{ext}'
+  with tempfile.TemporaryDirectory(prefix='mirai_encode_') as tmp:
+    video = ffmpeg.input('pipe:0', format='rawvideo', pix_fmt='rgb24',
+                         s=f'{w}x{h}', framerate=f'{rate.numerator}/{rate.denominator}')
+    streams = [video]
+    opts = dict(vcodec=video_codec, pix_fmt='yuv420p')
+    if video_codec in ('libx264', 'libx265'):
+      opts.update(crf=crf, preset=preset)
+    if audio is not None:
+      pcm = np.asarray(audio, np.int16)
+      pcm = pcm[:, None] if pcm.ndim == 1 else pcm
+      raw = os.path.join(tmp, 'audio.s16')
+      pcm.tofile(raw)
+      streams.append(ffmpeg.input(raw, format='s16le', ar=sample_rate,
+                                  ac=pcm.shape[1]))
+      opts.update(acodec=audio_codec)
+    args = (ffmpeg.output(*streams, 'file:' + os.path.abspath(partial), **opts)
+            .global_args('-hide_banner', '-nostdin', '-v', 'error', '-y')
+            .compile(cmd=ffmpeg_exe()))
+    # -nostdin would stop ffmpeg reading the frames from stdin.
+    args.remove('-nostdin')
+    errf = os.path.join(tmp, 'stderr.txt')
+    with open(errf, 'wb') as errh:
+      proc = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=errh)
+      try:
+        proc.stdin.write(np.ascontiguousarray(first, np.uint8).tobytes())
+        for frame in frames:
+          proc.stdin.write(np.ascontiguousarray(frame, np.uint8).tobytes())
+        proc.stdin.close()
+      except BrokenPipeError:
+        pass
+      rc = proc.wait()
+    if rc != 0:
+      with open(errf, encoding='utf-8', errors='replace') as f:
+        err = f.read()
+      if os.path.exists(partial):
+        os.remove(partial)
+      raise VideoError(f'{path}: encoding failed: {_last_error(err)}')
+  os.replace(partial, path)

@@ -1,0 +1,43 @@
+r"""Entry point: python -m mirai_jax.main --config=configs/demo.py --workdir=DIR.
+
+Runs the config's stages in order (or those named by --mode); every stage
+reads what the earlier ones left in the workdir, so a stage can be rerun on
+its own. Any config field can be overridden: --config.preview.num_clips=4.
+"""
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from mirai_jax.data import dataset
+from mirai_jax import preview
+
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file.',
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Where everything is written.')
+_MODE = flags.DEFINE_string('mode', None, 'Comma-separated stages to run '
+                            '(default: the config\'s `stages`).')
+
+STAGES = {
+    'data': dataset.run,
+    'preview': preview.run,
+}
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  config = _CONFIG.value
+  stages = [s.strip() for s in (_MODE.value or config.stages).split(',') if s]
+  unknown = [s for s in stages if s not in STAGES]
+  if unknown:
+    raise app.UsageError(f'unknown stage(s) {unknown}; known: {list(STAGES)}')
+  for stage in stages:
+    logging.info('stage %s', stage)
+    STAGES[stage](config, _WORKDIR.value)
+
+
+if __name__ == '__main__':
+  flags.mark_flags_as_required(['config', 'workdir'])
+  app.run(main)

@@ -1,0 +1,35 @@
+"""The `preview` stage: a GIF grid and an MP4 (with sound) of a few clips."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from mirai_jax.data import dataset
+from mirai_jax.data import pipeline
+from mirai_jax.data import visualize
+
+
+def run(config, workdir: str) -> list[str]:
+  _, data_dir = dataset.data_paths(config, workdir)
+  builder = pipeline.dataset_builder(
+      data_dir, f'anime_clips/{config.data.builder_config}')
+  p = config.preview
+  source = builder.as_data_source(split=p.split)
+  n = min(p.num_clips, len(source))
+  # Evenly spaced records: a spread over episodes, the same every run.
+  records = [source[int(i)] for i in np.linspace(0, len(source) - 1, n)]
+  videos = np.stack([r['video'] for r in records])
+  fps = float(records[0]['fps'])
+  out = os.path.join(workdir, 'preview')
+  os.makedirs(out, exist_ok=True)
+  gif = os.path.join(out, f'{p.split}_grid.gif')
+  visualize.write_gif(gif, visualize.grid(videos, p.cols, p.scale), fps)
+  frames, audio = visualize.sequence(videos, [r['audio'] for r in records],
+                                     scale=p.scale)
+  mp4 = os.path.join(out, f'{p.split}_clips.mp4')
+  visualize.write_mp4(mp4, frames, fps, audio, int(records[0]['sample_rate']))
+  print(f'preview: {gif} ({n} clips in a grid), {mp4} (one after another, '
+        'with their sound)', flush=True)
+  return [gif, mp4]

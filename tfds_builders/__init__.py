@@ -1,0 +1,1 @@
+"""TFDS dataset builders of mirai_jax (importing one registers it with TFDS)."""

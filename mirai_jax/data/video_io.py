@@ -83,15 +83,6 @@ _FATAL = ('ended prematurely', 'partial file', 'truncated', 'moov atom not found
           'invalid data found when processing input')
 
 
-def _run(args: list[str], what: str, path: str) -> str:
-  proc = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True,
-                        check=False)
-  err = proc.stderr.decode('utf-8', 'replace')
-  if proc.returncode != 0:
-    raise VideoError(f'{path}: ffmpeg could not {what}: {_last_error(err)}')
-  return err
-
-
 def _last_error(stderr: str) -> str:
   """The most telling line of ffmpeg's complaint, without its `[ctx @ 0x..]`."""
   lines = [re.sub(r'^\[[^\]]*\]\s*', '', l).strip() for l in stderr.splitlines()]
@@ -109,59 +100,70 @@ def _ratio(text: str) -> fractions.Fraction:
 
 
 def probe(path: str) -> Probe:
-  """Reads stream facts from the first video and audio frames of `path`."""
+  """Reads stream facts from the header and the first video frame of `path`."""
   if not os.path.isfile(path):
     raise VideoError(f'{path}: no such file')
   if os.path.getsize(path) == 0:
     raise VideoError(f'{path}: empty file (0 bytes)')
-  # Plain arguments rather than ffmpeg-python: the optional maps (`?`) that
-  # let one command serve files with or without audio have no place in the
-  # filter_complex labels ffmpeg-python writes. `V` skips cover art, so an
-  # audio file with an embedded picture counts as audio-only.
+  # Plain arguments rather than ffmpeg-python: the optional map (`?`) has no
+  # place in the filter_complex labels ffmpeg-python writes. `V` skips cover
+  # art. Audio facts come from the header: asking for the first audio frame
+  # in the same command races with the video's frame limit.
   args = [ffmpeg_exe(), '-hide_banner', '-nostdin', '-i',
           'file:' + os.path.abspath(path),
           '-map', '0:V:0?', '-vf', 'showinfo', '-frames:v', '1',
-          '-map', '0:a:0?', '-af', 'ashowinfo', '-frames:a', '1',
           '-f', 'null', '-']
-  err = _run(args, 'open it as a video', path)
-  return _parse_probe(path, err)
+  proc = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True,
+                        check=False)
+  err = proc.stderr.decode('utf-8', 'replace')
+  streams = re.findall(r'Stream #\S+: (Video|Audio): (.*)', err)
+  video = [v for kind, v in streams if kind == 'Video' and 'attached pic' not in v]
+  if not video and any(kind == 'Audio' for kind, _ in streams):
+    raise VideoError(f'{path}: audio only, no video stream')
+  if proc.returncode != 0:
+    raise VideoError(f'{path}: not a readable video (corrupt, truncated or '
+                     f'another kind of file): {_last_error(err)}')
+  if not video:
+    raise VideoError(f'{path}: no video stream')
+  return _parse_probe(path, err, video[0],
+                      next((a for kind, a in streams if kind == 'Audio'), None))
 
 
-def _parse_probe(path: str, err: str) -> Probe:
+_CHANNELS = {'mono': 1, 'stereo': 2, '2.1': 3, '3.0': 3, 'quad': 4, '4.0': 4,
+             '5.0': 5, '5.1': 6, '6.1': 7, '7.1': 8}
+
+
+def _parse_probe(path: str, err: str, video: str, audio: Optional[str]) -> Probe:
   vconf = re.search(r'config in time_base: \S+, frame_rate: (\d+/\d+)', err)
   vframe = re.search(r'Parsed_showinfo.*?\bn:\s*0 .*?pts_time:(\S+).*?'
                      r'sar:(\d+/\d+) s:(\d+)x(\d+)', err)
   if not vframe:
-    if re.search(r'Stream #\S+: Audio:', err):
-      raise VideoError(f'{path}: audio only, no video stream')
-    raise VideoError(f'{path}: no decodable video stream')
+    raise VideoError(f'{path}: no decodable video frame: {_last_error(err)}')
   fps = _ratio(vconf.group(1)) if vconf else fractions.Fraction(0)
   if not 1 <= fps <= 300:  # unknown or a container time base, not a rate
-    tbr = re.search(r'Video: .*?, ([\d.]+)k? tbr', err)
+    tbr = re.search(r', ([\d.]+)k? tbr', video)
     fps = fractions.Fraction(tbr.group(1)).limit_denominator(1001) if tbr else 0
     if not 1 <= fps <= 300:
-      raise VideoError(f'{path}: cannot tell the frame rate; set the dataset '
-                       'config field `fps` to resample it to a fixed rate')
-  sar = _ratio(vframe.group(2)) or fractions.Fraction(1)
+      raise VideoError(f'{path}: cannot tell the frame rate; set the clip '
+                       'field `fps` to resample it to a fixed rate')
   dur = re.search(r'Duration: (\d+):(\d+):(\d+(?:\.\d+)?)', err)
   duration = (int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 +
               float(dur.group(3))) if dur else None
-  vcodec = re.search(r'Stream #\S+: Video: (\w+)', err)
-  aframe = re.search(r'Parsed_ashowinfo.*?\bn:0 .*?channels:(\d+).*?rate:(\d+)',
-                     err)
-  acodec = re.search(r'Stream #\S+: Audio: (\w+)', err)
+  a = re.match(r'(\w+).*?, (\d+) Hz, ([^,]+)', audio) if audio else None
+  layout = re.sub(r'\(.*\)', '', a.group(3)).strip() if a else ''
+  n = re.match(r'(\d+) channels', layout)
   return Probe(
       path=path,
       width=int(vframe.group(3)),
       height=int(vframe.group(4)),
-      sar=sar,
+      sar=_ratio(vframe.group(2)) or fractions.Fraction(1),
       fps=fps,
       first_frame_time=float(vframe.group(1)),
       duration=duration,
-      video_codec=vcodec.group(1) if vcodec else 'unknown',
-      audio_codec=(acodec.group(1) if acodec else 'unknown') if aframe else None,
-      audio_channels=int(aframe.group(1)) if aframe else 0,
-      audio_rate=int(aframe.group(2)) if aframe else 0,
+      video_codec=video.split()[0].strip(','),
+      audio_codec=(a.group(1) if a else audio.split()[0].strip(',')) if audio else None,
+      audio_channels=int(n.group(1)) if n else _CHANNELS.get(layout, 0),
+      audio_rate=int(a.group(2)) if a else 0,
   )
 
 

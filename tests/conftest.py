@@ -1,0 +1,40 @@
+"""Shared fixtures. Four fake CPU devices stand in for an accelerator mesh."""
+
+import os
+
+# Must be set before jax is imported anywhere.
+os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
+                           ' --xla_force_host_platform_device_count=4').strip()
+os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+
+from absl import flags  # pylint: disable=g-import-not-at-top
+import pytest  # pylint: disable=g-import-not-at-top
+
+import helpers  # pylint: disable=g-import-not-at-top
+
+# grain worker processes read absl flags; pytest does not parse them.
+flags.FLAGS.mark_as_parsed()
+
+MEDIA = os.path.normpath(os.path.join(os.path.dirname(__file__), '..', '..',
+                                      'shared', 'media'))
+
+
+@pytest.fixture(scope='session')
+def media_dir():
+  if not os.path.isdir(MEDIA):
+    pytest.skip(f'real test media not found at {MEDIA}')
+  return MEDIA
+
+
+@pytest.fixture(scope='session')
+def synthetic_episodes(tmp_path_factory):
+  """Three short synthetic episodes (ep000..ep002) with their ground truth."""
+  root = tmp_path_factory.mktemp('synthetic')
+  return helpers.write_synthetic(str(root / 'episodes'), 3)
+
+
+@pytest.fixture(scope='session')
+def built(tmp_path_factory, synthetic_episodes):
+  """anime_clips built from the synthetic episodes plus every kind of bad file."""
+  return helpers.build_with_bad_files(tmp_path_factory.mktemp('built'),
+                                      synthetic_episodes)

@@ -1,0 +1,144 @@
+"""Test media made on the fly: synthetic episodes, sync probes, bad files."""
+
+import fractions
+import json
+import os
+import shutil
+
+import numpy as np
+
+from mirai_jax.data import dataset
+from mirai_jax.data import synthetic
+from mirai_jax.data import video_io
+
+SECONDS = 9.0
+SIZE = (120, 160)
+
+
+def write_synthetic(folder, n):
+  paths = synthetic.write_episodes(folder, n, seconds=SECONDS, height=SIZE[0],
+                                   width=SIZE[1], seed=7)
+  truth = {}
+  for p in paths:
+    with open(os.path.join(folder + '_truth',
+                           os.path.basename(p).replace('.mp4', '.json'))) as f:
+      truth[os.path.basename(p)] = json.load(f)
+  return dict(folder=folder, paths=paths, truth=truth)
+
+
+def barcode_frames(n, height=120, width=160, flash=()):
+  """Frame k shows k (mod 256) as 8 black/white stripes across the centre
+  square, and a white lower half on the frames in `flash` (grey otherwise)."""
+  frames = np.full((n, height, width, 3), 128, np.uint8)
+  x0 = (width - height) // 2
+  stripe = height // 8
+  for k in range(n):
+    for b in range(8):
+      on = (k >> (7 - b)) & 1
+      frames[k, :height // 2, x0 + b * stripe:x0 + (b + 1) * stripe] = 255 * on
+    if k in flash:
+      frames[k, height // 2:] = 255
+  return frames
+
+
+def read_barcode(frames):
+  """Inverse of barcode_frames on decoded (possibly scaled) frames."""
+  n, h, w, _ = frames.shape
+  x0 = (w - h) // 2 if w > h else 0
+  side = min(h, w)
+  top = frames[:, :h // 2, x0:x0 + side].mean(axis=(1, 3))
+  cols = [top[:, int((b + 0.5) * side / 8)] for b in range(8)]
+  bits = np.stack(cols, 1) > 128
+  return (bits * (1 << np.arange(7, -1, -1))).sum(1)
+
+
+def beep_audio(num_frames, fps, flash, sample_rate, channels, offset=0.0):
+  """Silence with a 1 kHz beep starting exactly at each flash frame's start.
+
+  `offset`: the audio stream will start this many seconds after the video,
+  so the beeps are placed that much earlier in the returned samples.
+  """
+  total = int(round(float(num_frames / fps) * sample_rate))
+  mono = np.zeros(total, np.float32)
+  for k in flash:
+    a = int(round((float(k / fps) - offset) * sample_rate))
+    b = a + int(0.03 * sample_rate)
+    t = np.arange(b - a) / sample_rate
+    mono[a:b] = 0.6 * np.sin(2 * np.pi * 1000 * t)
+  # Every channel gets the beep except LFE (which downmixes drop).
+  out = np.repeat(mono[:, None], channels, axis=1)
+  if channels == 6:
+    out[:, 3] = 0
+  return (out * 32767).astype(np.int16)
+
+
+def write_sync_file(path, fps, *, sample_rate=48000, channels=2,
+                    audio_codec='aac', video_codec='libx264', offset=0.0,
+                    num_frames=96, flash=(10, 31, 47, 70)):
+  fps = fractions.Fraction(fps)
+  frames = barcode_frames(num_frames, flash=set(flash))
+  audio = beep_audio(num_frames, fps, flash, sample_rate, channels, offset)
+  if not offset:
+    video_io.write_video(path, frames, fps, audio, sample_rate,
+                         video_codec=video_codec, audio_codec=audio_codec)
+    return flash
+  # A real stream offset in the container (not leading silence): encode,
+  # then remux with the audio shifted.
+  base, ext = os.path.splitext(path)
+  tmp = base + '.unshifted' + ext
+  video_io.write_video(tmp, frames, fps, audio, sample_rate,
+                       video_codec=video_codec, audio_codec=audio_codec)
+  import ffmpeg  # pylint: disable=g-import-not-at-top
+  (ffmpeg.output(ffmpeg.input(tmp)['v'], ffmpeg.input(tmp, itsoffset=offset)['a'],
+                 path, c='copy')
+   .global_args('-v', 'error', '-y').run(cmd=video_io.ffmpeg_exe()))
+  os.remove(tmp)
+  return flash
+
+
+def build_with_bad_files(root, episodes):
+  """Manual dir = the synthetic episodes + one of each bad file, odd names."""
+  manual = os.path.join(root, 'manual')
+  os.makedirs(manual)
+  for p in episodes['paths']:
+    shutil.copy(p, manual)
+  ep0 = episodes['paths'][0]
+  data = open(ep0, 'rb').read()
+  bad = {
+      '-empty file.mp4': b'',
+      'notes.txt': b'not a video\n',
+      'truncated $(x) épisode.mp4': data[:len(data) // 3],
+  }
+  for name, content in bad.items():
+    with open(os.path.join(manual, name), 'wb') as f:
+      f.write(content)
+  # Audio only, and a video too short for one clip.
+  audio = (np.sin(np.arange(48000) / 10) * 8000).astype(np.int16)
+  _audio_only(os.path.join(manual, 'song.m4a'), audio)
+  video_io.write_video(os.path.join(manual, 'short: 5 frames.mp4'),
+                       barcode_frames(5), 24, None)
+  # A usable video without sound, with a name full of shell characters.
+  silent = os.path.join(manual, "silent 'quoted' & ünïcode.mp4")
+  video_io.write_video(silent, barcode_frames(60), 24, None)
+  bad = list(bad) + ['song.m4a', 'short: 5 frames.mp4']
+  split_file = os.path.join(root, 'splits.json')
+  names = [os.path.basename(p) for p in episodes['paths']]
+  with open(split_file, 'w') as f:
+    json.dump({'train': names[:-2] + [os.path.basename(silent)] + bad,
+               'validation': names[-2:-1], 'test': names[-1:]}, f)
+  data_dir = os.path.join(root, 'tfds')
+  builder = dataset.build(manual, data_dir, '64x64_t20', workers=2,
+                          split_file=split_file)
+  return dict(builder=builder, manual=manual, data_dir=data_dir,
+              split_file=split_file, bad=bad,
+              silent=os.path.basename(silent), episodes=episodes)
+
+
+def _audio_only(path, pcm, sample_rate=48000):
+  import ffmpeg  # pylint: disable=g-import-not-at-top
+  raw = path + '.s16'
+  pcm.tofile(raw)
+  (ffmpeg.input(raw, format='s16le', ar=sample_rate, ac=1)
+   .output(path, acodec='aac').global_args('-v', 'error', '-y')
+   .run(cmd=video_io.ffmpeg_exe()))
+  os.remove(raw)

@@ -30,7 +30,7 @@ def get_config():
   c.data.data_dir = ''  # '' = <workdir>/tensorflow_datasets
   c.data.builder_config = '64x64_t20'  # tfds_builders/anime_clips CONFIGS
   c.data.split_file = ''  # '' = stable hash of file names (synthetic: fixed)
-  c.data.workers = 0  # episodes decoded at once; 0 = min(4, cores)
+  c.data.workers = 0  # episodes decoded at once; 0 = half the cores
 
   c.input = ml_collections.ConfigDict(dict(
       batch_size=8, seed=0, worker_count=0, flip=False))

@@ -29,7 +29,7 @@ _CONFIG = flags.DEFINE_string('config', '64x64_t20', 'Named builder config.')
 _NAME = flags.DEFINE_string('name', None,
                             'Name of the config made by the field flags below.')
 _WORKERS = flags.DEFINE_integer('workers', None,
-                                'Episodes decoded at once (default: min(4, cores)).')
+                                'Episodes decoded at once (default: half the cores, at most 8).')
 _OVERWRITE = flags.DEFINE_bool(
     'overwrite', False, 'Rebuild even if the dataset exists; the old copy is '
     'kept until the new one is complete.')

@@ -119,7 +119,8 @@ def build_with_bad_files(root, episodes):
                        barcode_frames(5), 24, None)
   # A usable video without sound, with a name full of shell characters.
   silent = os.path.join(manual, "silent 'quoted' & ünïcode.mp4")
-  video_io.write_video(silent, barcode_frames(60), 24, None)
+  video_io.write_video(silent, synthetic.render_episode(
+      99, seconds=2.5, height=SIZE[0], width=SIZE[1]).frames, 24, None)
   bad = list(bad) + ['song.m4a', 'short: 5 frames.mp4']
   split_file = os.path.join(root, 'splits.json')
   names = [os.path.basename(p) for p in episodes['paths']]

@@ -135,6 +135,8 @@ def episode_clips(path: str, episode: str, spec: ClipSpec
           audio=decoded.audio_span(start, start + spec.frames),
           has_audio=probe.has_audio,
           fps=float(decoded.fps),
+          fps_num=decoded.fps.numerator,
+          fps_den=decoded.fps.denominator,
           sample_rate=spec.sample_rate,
           episode=episode,
           start_frame=start,

@@ -63,7 +63,8 @@ def build(manual_dir: str, data_dir: str,
     return builder
   # Build under a private data_dir and move the finished dataset in place:
   # an interrupted or failed build never touches (or imitates) a good one.
-  scratch = os.path.join(data_dir, f'.building-{uuid.uuid4().hex[:8]}')
+  _remove_dead_scratch(data_dir)
+  scratch = os.path.join(data_dir, f'.building-{os.getpid()}-{uuid.uuid4().hex[:8]}')
   try:
     staging = anime_clips.Builder(config=config, data_dir=scratch,
                                   workers=workers, split_file=split_file)
@@ -75,7 +76,7 @@ def build(manual_dir: str, data_dir: str,
         raise
       skipped = staging.info.metadata.get('skipped', [])
       raise RuntimeError(
-          f'{e}: every episode of that split was skipped:\n' +
+          f'a split has no clips ({e}); every episode in it was skipped:\n' +
           '\n'.join(f"  {s['episode']}: {s['reason']}" for s in skipped) +
           '\nFix or remove those files, or assign splits with --split_file.'
       ) from None
@@ -90,6 +91,22 @@ def build(manual_dir: str, data_dir: str,
   finally:
     shutil.rmtree(scratch, ignore_errors=True)
   return anime_clips.Builder(config=config, data_dir=data_dir, workers=workers)
+
+
+def _remove_dead_scratch(data_dir: str) -> None:
+  """Removes what killed builds on this machine left behind."""
+  if not os.path.isdir(data_dir):
+    return
+  for name in os.listdir(data_dir):
+    parts = name.split('-')
+    if not name.startswith('.building-') or len(parts) != 3:
+      continue
+    try:
+      os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+      shutil.rmtree(os.path.join(data_dir, name), ignore_errors=True)
+    except (ValueError, PermissionError):
+      pass
 
 
 def summary(builder: tfds.core.DatasetBuilder) -> str:

@@ -5,7 +5,8 @@ no TensorFlow), each process takes its own share of the indices
 (`ShardByJaxProcess`), shuffles with a seed, batches, and the batches become
 one global `jax.Array` per field, sharded over the mesh's `data` axis. The
 loader's iterator state is small and goes into checkpoints, so a resumed run
-sees exactly the batches it would have seen.
+sees exactly the batches it would have seen (with the same worker_count: each
+worker process batches its own share of the indices).
 """
 
 from __future__ import annotations

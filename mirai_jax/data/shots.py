@@ -2,10 +2,10 @@
 
 The score is a content difference in the spirit of ffmpeg's `scene` score:
 the mean absolute pixel change between consecutive frames, judged against the
-recent motion of the same shot so that steady fast motion (pans, action) does
-not read as a cut. Anime holds drawings for 2-3 frames, so frames that do not
-change at all are left out of that baseline; otherwise every new drawing after
-a hold would look like a jump from "no motion".
+motion around it so that steady fast motion (pans, action) does not read as a
+cut. Anime holds drawings for 2-3 frames, so frames that do not change at all
+are left out of that baseline; otherwise every new drawing after a hold would
+look like a jump from "no motion".
 """
 
 from __future__ import annotations
@@ -32,19 +32,22 @@ def detect_cuts(frames: np.ndarray, threshold: float = 0.12,
                 window: int = 12) -> list[int]:
   """Indices t > 0 where a new shot starts (frame t differs from t-1 by a cut).
 
-  A cut needs d[t] >= threshold and d[t] >= ratio * (median of the last
-  `window` non-hold differences of the current shot).
+  A cut needs d[t] >= threshold and d[t] >= ratio * baseline, where the
+  baseline is the calmer of the two sides: the median non-hold difference of
+  the `window` frames before t (within the current shot) or after it. A fast
+  pan is busy on both sides, so it never reads as a cut; a cut into or out
+  of a busy shot still has one calm side.
   """
   d = frame_differences(frames)
-  cuts, recent = [], []
-  for t in range(1, len(d)):
-    base = float(np.median(recent)) if len(recent) >= 2 else 0.0
-    if d[t] >= threshold and d[t] >= ratio * base:
-      cuts.append(t)
-      recent = []
-    elif d[t] > hold_eps:
-      recent.append(float(d[t]))
-      del recent[:-window]
+  cuts, last = [], 0
+  for t in np.flatnonzero(d >= threshold):
+    before = d[max(last + 1, t - window):t]
+    after = d[t + 1:t + 1 + window]
+    sides = [float(np.median(x[x > hold_eps])) for x in (before, after)
+             if (x > hold_eps).sum() >= 2]
+    if d[t] >= ratio * (min(sides) if sides else 0.0):
+      cuts.append(int(t))
+      last = t
   return cuts
 
 

@@ -72,7 +72,9 @@ layout; sub-folders allowed) in one folder and pass it as --manual_dir."""
                split_file: Optional[str] = None, **kwargs):
     kwargs.setdefault('file_format', 'array_record')
     super().__init__(**kwargs)
-    self._workers = workers or min(4, os.cpu_count() or 1)
+    # ffmpeg already decodes with several threads: half the cores as
+    # episode workers keeps them busy without thrashing.
+    self._workers = workers or max(1, min(8, (os.cpu_count() or 2) // 2))
     self._split_file = split_file
     self._lock = threading.Lock()
 
@@ -92,7 +94,11 @@ layout; sub-folders allowed) in one folder and pass it as --manual_dir."""
                 shape=(None,), dtype=np.int16,
                 encoding=tfds.features.Encoding.BYTES),
             'has_audio': tfds.features.Scalar(dtype=np.bool_),
-            'fps': tfds.features.Scalar(dtype=np.float64),
+            # TFDS keeps floats as float32; the exact rate is num/den, so
+            # times (start_frame + i) * den / num stay exact for long episodes.
+            'fps': tfds.features.Scalar(dtype=np.float32),
+            'fps_num': tfds.features.Scalar(dtype=np.int32),
+            'fps_den': tfds.features.Scalar(dtype=np.int32),
             'sample_rate': tfds.features.Scalar(dtype=np.int32),
             'episode': tfds.features.Text(),
             'start_frame': tfds.features.Scalar(dtype=np.int64),

@@ -1,0 +1,56 @@
+"""The README's main command and the prepare command, as a user runs them."""
+
+import json
+import os
+import subprocess
+import sys
+
+from PIL import Image
+
+from mirai_jax.data import video_io
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(*args, check=True):
+  proc = subprocess.run([sys.executable, '-m', *args], cwd=ROOT, text=True,
+                        capture_output=True, check=False)
+  if check and proc.returncode:
+    raise AssertionError(proc.stdout[-3000:] + proc.stderr[-3000:])
+  return proc
+
+
+def test_demo_runs_end_to_end(tmp_path):
+  workdir = str(tmp_path / 'work')
+  proc = _run('mirai_jax.main', '--config=configs/demo.py', f'--workdir={workdir}',
+              '--config.data.synthetic.num_episodes=3',
+              '--config.data.synthetic.seconds=5',
+              '--config.preview.num_clips=4')
+  assert 'train' in proc.stdout and '0 file(s) skipped' in proc.stdout
+  gif = os.path.join(workdir, 'preview', 'train_grid.gif')
+  mp4 = os.path.join(workdir, 'preview', 'train_clips.mp4')
+  assert Image.open(gif).n_frames == 20
+  p = video_io.probe(mp4)
+  assert p.has_audio and (p.width, p.height) == (128, 128)
+  with open(os.path.join(workdir, 'synthetic_splits.json')) as f:
+    assert json.load(f)['test'] == ['ep002.mp4']
+  # A second run reuses the episodes and the dataset, and one stage runs alone.
+  again = _run('mirai_jax.main', '--config=configs/demo.py',
+               f'--workdir={workdir}', '--mode=preview',
+               '--config.preview.num_clips=4')
+  assert 'preview:' in again.stdout
+
+
+def test_unknown_stage_is_refused(tmp_path):
+  proc = _run('mirai_jax.main', '--config=configs/demo.py',
+              f'--workdir={tmp_path}', '--mode=dat', check=False)
+  assert proc.returncode != 0 and "unknown stage(s) ['dat']" in proc.stderr
+
+
+def test_prepare_explains_bad_flags(tmp_path):
+  proc = _run('mirai_jax.prepare', f'--manual_dir={tmp_path}', '--stride=5',
+              check=False)
+  assert proc.returncode != 0 and '--name' in proc.stderr
+  proc = _run('mirai_jax.prepare', f'--manual_dir={tmp_path / "none"}',
+              check=False)
+  assert proc.returncode != 0 and 'no such folder' in proc.stderr

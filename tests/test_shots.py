@@ -1,0 +1,64 @@
+"""Cut detection and clip cutting."""
+
+import numpy as np
+import pytest
+
+from mirai_jax.data import shots
+from mirai_jax.data import synthetic
+from mirai_jax.data import video_io
+
+
+def test_cuts_of_synthetic_episodes_match_ground_truth(synthetic_episodes):
+  for path in synthetic_episodes['paths']:
+    truth = synthetic_episodes['truth'][path.split('/')[-1]]
+    frames = video_io.decode(path, 64, 64).frames
+    assert shots.detect_cuts(frames) == truth['cuts']
+
+
+def _pan(n, speed, hold=2, block=16, seed=0, size=64):
+  """Flat colour blocks panning at `speed` px per drawing, held on `hold`s."""
+  rng = np.random.default_rng(seed)
+  cells = rng.integers(0, 255, (size // block, 2 + (size + n * speed) // block, 3)
+                       ).astype(np.uint8)
+  wide = np.repeat(np.repeat(cells, block, 0), block, 1)
+  return np.stack([wide[:, (k // hold) * speed:(k // hold) * speed + size]
+                   for k in range(n)])
+
+
+@pytest.mark.parametrize('hold', [1, 2, 3])
+@pytest.mark.parametrize('speed,block', [(2, 16), (12, 8)])
+def test_steady_pan_is_not_a_cut(hold, speed, block):
+  # (12, 8): every frame changes about as much as a cut does.
+  frames = _pan(90, speed=speed, hold=hold, block=block)
+  assert shots.frame_differences(frames).max() > 0.02
+  assert shots.detect_cuts(frames) == []
+
+
+@pytest.mark.parametrize('hold', [1, 2])
+def test_cut_between_pans_is_found(hold):
+  a, b = _pan(40, 2, hold, seed=1), _pan(40, 2, hold, seed=2)
+  assert shots.detect_cuts(np.concatenate([a, b])) == [40]
+
+
+def test_held_drawings_after_a_long_hold_are_not_cuts():
+  ep = synthetic.render_episode(3, seconds=6, height=64, width=64)
+  assert shots.detect_cuts(ep.frames) == ep.truth['cuts']
+
+
+def test_clips_never_span_a_cut():
+  bounds = shots.shot_bounds(100, [23, 50, 51, 90])
+  assert bounds == [(0, 23), (23, 50), (50, 51), (51, 90), (90, 100)]
+  for a, b in bounds:
+    for s in shots.clip_starts(a, b, 20, 3):
+      assert a <= s and s + 20 <= b
+  assert list(shots.clip_starts(0, 23, 20, 3)) == [0, 3]
+  assert list(shots.clip_starts(23, 50, 20, 10)) == [23]
+  assert list(shots.clip_starts(50, 51, 20, 1)) == []
+
+
+def test_is_static():
+  still = np.full((20, 8, 8, 3), 90, np.uint8)
+  assert shots.is_static(still)
+  moving = still.copy()
+  moving[7, 3, 3] = 200
+  assert not shots.is_static(moving)

@@ -209,3 +209,23 @@ def test_missing_or_empty_manual_dir(tmp_path):
   (tmp_path / 'empty').mkdir()
   with pytest.raises(FileNotFoundError, match='empty'):
     dataset.build(str(tmp_path / 'empty'), str(tmp_path / 'out'))
+
+
+def test_rebuilds_only_when_the_episodes_change(built, tmp_path):
+  manual = tmp_path / 'manual'
+  manual.mkdir()
+  for p in built['episodes']['paths'][:2]:
+    os.symlink(p, manual / os.path.basename(p))
+  out = str(tmp_path / 'out')
+  split = tmp_path / 'splits.json'
+  split.write_text(json.dumps({'train': ['ep000.mp4', 'ep001.mp4']}))
+  first = dataset.build(str(manual), out, split_file=str(split))
+  n = first.info.splits['train'].num_examples
+  info = os.path.join(first.data_dir, 'dataset_info.json')
+  mtime = os.stat(info).st_mtime_ns
+  dataset.build(str(manual), out, split_file=str(split))
+  assert os.stat(info).st_mtime_ns == mtime  # reused
+  os.symlink(built['episodes']['paths'][2], manual / 'ep002.mp4')
+  split.write_text(json.dumps({'train': ['ep000.mp4', 'ep001.mp4', 'ep002.mp4']}))
+  third = dataset.build(str(manual), out, split_file=str(split))
+  assert third.info.splits['train'].num_examples > n

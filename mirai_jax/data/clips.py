@@ -35,7 +35,7 @@ class ClipSpec:
   sample_rate: int = 16000
   drop_static: bool = False  # drop clips in which nothing moves
   cut_threshold: float = 0.12  # see shots.detect_cuts
-  cut_ratio: float = 3.0
+  cut_ratio: float = 2.0
 
   def validate(self) -> None:
     for name in ('height', 'width', 'frames', 'stride', 'sample_rate'):

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -47,7 +48,12 @@ def build(manual_dir: str, data_dir: str,
           workers: Optional[int] = None, split_file: Optional[str] = None,
           overwrite: bool = False
           ) -> tfds.core.DatasetBuilder:
-  """Builds (or reuses) the dataset and returns its builder."""
+  """Builds the dataset and returns its builder.
+
+  A complete dataset of the same config is reused unless `overwrite`, or the
+  episode folder changed since it was built (files added, removed, resized
+  or touched). The old copy stays readable until the new one is complete.
+  """
   manual_dir = os.path.expanduser(manual_dir)
   data_dir = os.path.expanduser(data_dir)
   if not os.path.isdir(manual_dir):
@@ -58,9 +64,13 @@ def build(manual_dir: str, data_dir: str,
   builder = anime_clips.Builder(config=config, data_dir=data_dir,
                                 workers=workers)
   target = builder.data_dir
+  stamp = _fingerprint(manual_dir)
   if os.path.exists(os.path.join(target, 'dataset_info.json')) and not overwrite:
-    logging.info('%s exists; reusing it (--overwrite to rebuild)', target)
-    return builder
+    if (builder.info.metadata or {}).get('manual_dir_fingerprint') == stamp:
+      logging.info('%s exists; reusing it (--overwrite to rebuild)', target)
+      return builder
+    logging.warning('the episodes in %s changed since %s was built: '
+                    'rebuilding', manual_dir, target)
   # Build under a private data_dir and move the finished dataset in place:
   # an interrupted or failed build never touches (or imitates) a good one.
   _remove_dead_scratch(data_dir)
@@ -68,6 +78,7 @@ def build(manual_dir: str, data_dir: str,
   try:
     staging = anime_clips.Builder(config=config, data_dir=scratch,
                                   workers=workers, split_file=split_file)
+    staging.info.metadata['manual_dir_fingerprint'] = stamp
     try:
       staging.download_and_prepare(download_config=tfds.download.DownloadConfig(
           manual_dir=manual_dir))
@@ -91,6 +102,15 @@ def build(manual_dir: str, data_dir: str,
   finally:
     shutil.rmtree(scratch, ignore_errors=True)
   return anime_clips.Builder(config=config, data_dir=data_dir, workers=workers)
+
+
+def _fingerprint(manual_dir: str) -> str:
+  """Changes when an episode file is added, removed, resized or touched."""
+  h = hashlib.sha256()
+  for name, path in clips.list_episodes(manual_dir):
+    st = os.stat(path)
+    h.update(f'{name}\0{st.st_size}\0{st.st_mtime_ns}\n'.encode())
+  return h.hexdigest()
 
 
 def _remove_dead_scratch(data_dir: str) -> None:
@@ -139,6 +159,7 @@ def data_paths(config, workdir: str) -> tuple[str, str]:
 def run(config, workdir: str) -> tfds.core.DatasetBuilder:
   """The `data` stage of main.py: (synthetic episodes ->) dataset."""
   episodes, data_dir = data_paths(config, workdir)
+  os.makedirs(workdir, exist_ok=True)
   split_file = config.data.split_file or None
   syn = config.data.synthetic
   if syn.num_episodes:

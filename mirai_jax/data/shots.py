@@ -28,7 +28,7 @@ def frame_differences(frames: np.ndarray, chunk: int = 512) -> np.ndarray:
 
 
 def detect_cuts(frames: np.ndarray, threshold: float = 0.12,
-                ratio: float = 3.0, hold_eps: float = 0.002,
+                ratio: float = 2.0, hold_eps: float = 0.002,
                 window: int = 12) -> list[int]:
   """Indices t > 0 where a new shot starts (frame t differs from t-1 by a cut).
 

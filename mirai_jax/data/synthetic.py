@@ -171,7 +171,8 @@ def render_episode(seed: int, seconds: float = 24.0, height: int = 240,
   stereo = np.stack([sound * (1 - pan) * 2, sound * pan * 2], axis=1) * 0.45
   audio = (np.clip(stereo, -1, 1) * 32767).astype(np.int16)
   truth = dict(
-      seed=seed, fps=f'{fps.numerator}/{fps.denominator}', num_frames=n,
+      seed=seed, seconds=seconds, fps=f'{fps.numerator}/{fps.denominator}',
+      num_frames=n,
       height=height, width=width, sample_rate=sample_rate, cuts=cuts,
       shots=[list(x) for x in bounds], mouth_box=mouth_box,
       prop_speed=prop_speed, mouth_open=[round(float(x), 4) for x in mouth_open],
@@ -184,7 +185,8 @@ def write_episodes(out_dir: str, num_episodes: int, *, seconds: float = 24.0,
                    truth_dir: Optional[str] = None) -> list[str]:
   """Writes ep000.mp4, ep001.mp4, ... (and their ground truth as JSON).
 
-  Files that already exist are kept, so a rerun is cheap. Ground truth goes to
+  Episodes already there with the same parameters are kept, so a rerun is
+  cheap; different parameters rewrite them. Ground truth goes to
   `truth_dir` (default: `<out_dir>_truth`) rather than beside the videos, so
   the episode folder holds only episodes and can serve as a TFDS manual dir.
   """
@@ -196,7 +198,8 @@ def write_episodes(out_dir: str, num_episodes: int, *, seconds: float = 24.0,
     path = os.path.join(out_dir, f'ep{i:03d}.mp4')
     truth_path = os.path.join(truth_dir, f'ep{i:03d}.json')
     paths.append(path)
-    if os.path.exists(path) and os.path.exists(truth_path):
+    if os.path.exists(path) and _same_truth(truth_path, seed * 1000 + i,
+                                            seconds, height, width):
       continue
     ep = render_episode(seed * 1000 + i, seconds, height, width)
     video_io.write_video(path, ep.frames, ep.fps, ep.audio, ep.sample_rate)
@@ -204,3 +207,15 @@ def write_episodes(out_dir: str, num_episodes: int, *, seconds: float = 24.0,
       json.dump(ep.truth, f)
     os.replace(truth_path + '.tmp', truth_path)
   return paths
+
+
+def _same_truth(path: str, seed: int, seconds: float, height: int,
+                width: int) -> bool:
+  try:
+    with open(path) as f:
+      t = json.load(f)
+  except (OSError, ValueError):
+    return False
+  n = int(round(seconds * FPS))
+  return (t.get('seed'), t.get('num_frames'), t.get('height'),
+          t.get('width')) == (seed, n, height, width)

@@ -2,8 +2,9 @@
 
 Everything runs through one ffmpeg binary: the one on PATH when there is one,
 else the static build that the `imageio-ffmpeg` wheel carries. That build has no
-ffprobe, so probing reads what ffmpeg itself prints (`showinfo`/`ashowinfo` on
-the first frames give exact rational frame rates and start times).
+ffprobe, so probing reads what ffmpeg itself prints: the header for the
+streams, and `showinfo` on the first video frame for the exact rational frame
+rate, start time, decoded size and pixel aspect.
 
 Timeline convention: frame k of the decoded video is shown at
 `(first_frame_index + k) / fps` seconds of the file's timeline, and audio sample
@@ -72,15 +73,10 @@ class Probe:
     """(width, height) with square pixels."""
     return max(1, round(self.width * self.sar)), self.height
 
-  @property
-  def expected_frames(self) -> Optional[int]:
-    if self.duration is None:
-      return None
-    return max(0, round((self.duration - self.first_frame_time) * self.fps))
 
-
-_FATAL = ('ended prematurely', 'partial file', 'truncated', 'moov atom not found',
-          'invalid data found when processing input')
+# Demuxer messages that mean the file stops before its end. Other decode
+# errors (a few corrupt packets) only warn: the rest of the episode is good.
+_TRUNCATED = ('ended prematurely', 'partial file', 'truncated')
 
 
 def _last_error(stderr: str) -> str:
@@ -89,7 +85,7 @@ def _last_error(stderr: str) -> str:
   lines = [l for l in lines if l]
   for line in lines:
     low = line.lower()
-    if any(m in low for m in _FATAL) or 'error' in low or 'invalid' in low:
+    if any(m in low for m in _TRUNCATED + ('error', 'invalid', 'not found')):
       return line
   return lines[-1] if lines else 'no message'
 
@@ -260,7 +256,7 @@ def decode(path: str, height: int, width: int, *, resize: str = 'crop',
     if rc != 0:
       raise VideoError(f'{path}: decoding failed: {_last_error(err)}')
     fatal = [l for l in err.splitlines()
-             if any(m in l.lower() for m in _FATAL)]
+             if any(m in l.lower() for m in _TRUNCATED)]
     if fatal:
       raise VideoError(f'{path}: truncated or corrupt: {_last_error(fatal[0])}')
     frame_bytes = height * width * 3

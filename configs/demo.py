@@ -32,9 +32,37 @@ def get_config():
   c.data.split_file = ''  # '' = stable hash of file names (synthetic: fixed)
   c.data.workers = 0  # episodes decoded at once; 0 = half the cores
 
-  c.input = ml_collections.ConfigDict(dict(
-      batch_size=8, seed=0, worker_count=0, flip=False))
+  c.seed = 0
+  # devices: 0 = all; fsdp > 1 also splits the parameters over that many.
+  c.mesh = ml_collections.ConfigDict(dict(devices=0, fsdp=1))
+  c.input = ml_collections.ConfigDict(dict(worker_count=0, flip=False))
+
+  c.tokenizer = tokenizer_config()
 
   c.preview = ml_collections.ConfigDict(dict(
       split='train', num_clips=8, cols=4, scale=2))
   return c
+
+
+def tokenizer_config(**overrides) -> ml_collections.ConfigDict:
+  """Stage 1. Sized to train on 2 CPU cores in a few minutes: per-frame
+  convolutions (temporal_kernel=1, temporal=1), x4 spatial, FSQ 8x5x5x5."""
+  t = ml_collections.ConfigDict(dict(
+      channels=(16, 32, 64), num_res_blocks=1, patch=1, spatial=4, temporal=1,
+      temporal_kernel=1, norm='none', quantizer='fsq', fsq_levels=(8, 5, 5, 5),
+      vq_codes=1024, vq_dim=32, vq_commitment=0.25,
+      mixed_precision=False,  # bf16 compute, f32 parameters
+      # One random frame from each of 32 clips per step: the same compute as
+      # 8 clips x 4 frames, but 4x the variety (held drawings repeat).
+      train_frames=1,  # random window of each clip (0 = the whole clip)
+      batch_size=32, steps=1500, lr=2e-3, final_lr_ratio=0.05,
+      warmup_steps=100, weight_decay=0.0, b1=0.9, b2=0.99, grad_clip=1.0,
+      ema=0.99,
+      loss=dict(recon='l1', recon_weight=1.0,
+                perceptual_weight=0.0, perceptual_weights='',
+                adversarial_weight=0.0, adversarial_start=500,
+                disc_channels=(32, 64, 128), disc_lr=1e-4, lecam_weight=0.001),
+      log_every=50, checkpoint_every=500, keep=3,
+      eval_every=500, eval_batches=8, eval_batch_size=8))
+  t.update(overrides)
+  return t

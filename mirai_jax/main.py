@@ -5,13 +5,17 @@ reads what the earlier ones left in the workdir, so a stage can be rerun on
 its own. Any config field can be overridden: --config.preview.num_clips=4.
 """
 
+import logging as std_logging
+
 from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from mirai_jax.data import dataset
 from mirai_jax import preview
+from mirai_jax import tokenize
+from mirai_jax.data import dataset
+from mirai_jax.train import tokenizer
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file.',
                                           lock_config=True)
@@ -22,10 +26,22 @@ _MODE = flags.DEFINE_string('mode', None, 'Comma-separated stages to run '
 STAGES = {
     'data': dataset.run,
     'preview': preview.run,
+    'tokenizer': tokenizer.train_and_evaluate,
+    'tokenize': tokenize.run,
 }
 
 
+class _QuietLibraries(std_logging.Filter):
+  """Keeps the INFO chatter of orbax/tfds/grain out of the console."""
+
+  def filter(self, record):
+    return record.levelno >= logging.WARNING or not any(
+        f'/{lib}/' in record.pathname
+        for lib in ('orbax', 'tensorflow_datasets', 'grain'))
+
+
 def main(argv):
+  logging.get_absl_handler().addFilter(_QuietLibraries())
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   config = _CONFIG.value

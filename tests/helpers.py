@@ -143,3 +143,45 @@ def _audio_only(path, pcm, sample_rate=48000):
    .output(path, acodec='aac').global_args('-v', 'error', '-y')
    .run(cmd=video_io.ffmpeg_exe()))
   os.remove(raw)
+
+
+def demo_config(**overrides):
+  """configs/demo.py's config with dotted-name overrides (`a.b=1` style)."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  spec = importlib.util.spec_from_file_location(
+      'demo_config', os.path.join(root, 'configs', 'demo.py'))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  for key, value in overrides.items():
+    node = config
+    *path, last = key.split('__')
+    for p in path:
+      node = node[p]
+    node[last] = value
+  return config
+
+
+def tiny_tokenizer(config, **overrides):
+  """A tokenizer that trains in a second a step on CPU (patchified, one level)."""
+  t = config.tokenizer
+  t.channels = (16,)
+  t.patch = 4
+  t.spatial = 4
+  t.num_res_blocks = 1
+  t.batch_size = 4
+  t.eval_batch_size = 4
+  t.eval_batches = 2
+  t.train_frames = 4
+  t.log_every = 1
+  t.checkpoint_every = 3
+  t.eval_every = 0
+  t.warmup_steps = 2
+  for k, v in overrides.items():
+    *path, last = k.split('__')
+    node = t
+    for p in path:
+      node = node[p]
+    node[last] = v
+  return config

@@ -15,7 +15,6 @@ import time
 from typing import Any, Iterator, Optional
 
 from absl import logging
-import numpy as np
 
 from mirai_jax.data import shots
 from mirai_jax.data import video_io

@@ -112,18 +112,19 @@ def make_loader(builder: tfds.core.DatasetBuilder, split: str, *,
 
 
 def data_sharding(mesh: jax.sharding.Mesh) -> jax.sharding.NamedSharding:
-  """Leading (batch) dimension split over the mesh's `data` axis."""
-  return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(DATA_AXIS))
+  """Leading (batch) dimension split over every axis of the mesh."""
+  return jax.sharding.NamedSharding(
+      mesh, jax.sharding.PartitionSpec(tuple(mesh.axis_names)))
 
 
 def to_global(batch: dict[str, np.ndarray], mesh: jax.sharding.Mesh
               ) -> dict[str, jax.Array]:
   """This process's rows -> one global jax.Array per field."""
   sharding = data_sharding(mesh)
-  n = mesh.shape[DATA_AXIS]
+  n = mesh.size
   rows = next(iter(batch.values())).shape[0] * jax.process_count()
   if rows % n:
     raise ValueError(f'global batch {rows} does not divide over the {n} '
-                     f'devices of the `{DATA_AXIS}` mesh axis')
+                     f'devices of the mesh {dict(mesh.shape)}')
   return {k: jax.make_array_from_process_local_data(sharding, v)
           for k, v in batch.items()}

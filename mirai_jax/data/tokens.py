@@ -1,0 +1,84 @@
+"""Token records: every clip of a split encoded once by the tokenizer.
+
+<dir>/meta.json describes the token grid; <dir>/<split>.array_record-PPPPP-of-NNNNN
+hold one msgpack record per clip with the tokens (t, h, w), the clip's audio
+and its provenance, so stage 3 never touches pixels. Records are written to a
+temporary name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from typing import Any
+
+from array_record.python import array_record_module
+from flax import serialization
+import grain
+import numpy as np
+
+META = 'meta.json'
+
+
+def shard_path(directory: str, split: str, index: int, count: int) -> str:
+  return os.path.join(directory, f'{split}.array_record-{index:05d}-of-{count:05d}')
+
+
+class Writer:
+  """Writes one shard; it appears under its name only after close()."""
+
+  def __init__(self, path: str):
+    self.path = path
+    self._tmp = path + '.partial'
+    self._w = array_record_module.ArrayRecordWriter(self._tmp, 'group_size:1')
+    self.count = 0
+
+  def write(self, record: dict[str, Any]) -> None:
+    self._w.write(serialization.msgpack_serialize(
+        {k: np.asarray(v) if not isinstance(v, str) else v
+         for k, v in record.items()}))
+    self.count += 1
+
+  def close(self) -> None:
+    self._w.close()
+    os.replace(self._tmp, self.path)
+
+
+def write_meta(directory: str, meta: dict) -> None:
+  tmp = os.path.join(directory, META + '.partial')
+  with open(tmp, 'w') as f:
+    json.dump(meta, f, indent=1)
+  os.replace(tmp, os.path.join(directory, META))
+
+
+def read_meta(directory: str) -> dict:
+  path = os.path.join(directory, META)
+  if not os.path.exists(path):
+    raise FileNotFoundError(
+        f'no token records in {directory}: run the `tokenize` stage first '
+        '(python -m mirai_jax.main --config=... --workdir=... --mode=tokenize)')
+  with open(path) as f:
+    return json.load(f)
+
+
+class TokenSource:
+  """Random access to the token records of one split (a grain data source)."""
+
+  def __init__(self, directory: str, split: str):
+    paths = sorted(glob.glob(os.path.join(directory, f'{split}.array_record-*')))
+    paths = [p for p in paths if not p.endswith('.partial')]
+    if not paths:
+      raise FileNotFoundError(f'no token records for split {split!r} in '
+                              f'{directory}')
+    # grain's source opens files lazily and pickles, so worker processes work.
+    self._source = grain.sources.ArrayRecordDataSource(paths)
+
+  def __len__(self) -> int:
+    return len(self._source)
+
+  def __getitem__(self, index: int) -> dict[str, Any]:
+    return serialization.msgpack_restore(self._source[int(index)])
+
+  def __repr__(self) -> str:
+    return f'TokenSource({len(self)} records)'

@@ -1,0 +1,80 @@
+"""Stage 2 (`--mode=tokenize`): encode every clip once with the trained tokenizer.
+
+Writes <workdir>/tokens/<split>.array_record-* and meta.json (see
+mirai_jax/data/tokens.py). Each process encodes its own share of every split
+and writes its own shard; the EMA parameters of the latest tokenizer
+checkpoint are used.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from absl import logging
+import jax
+import numpy as np
+
+from mirai_jax.data import dataset
+from mirai_jax.data import pipeline
+from mirai_jax.data import tokens
+from mirai_jax.models import tokenizer as tokenizer_lib
+from mirai_jax.train import mesh as mesh_lib
+from mirai_jax.train import tokenizer as tokenizer_train
+
+
+def tokens_dir(workdir: str) -> str:
+  return os.path.join(workdir, 'tokens')
+
+
+def run(config, workdir: str) -> dict:
+  _, data_dir = dataset.data_paths(config, workdir)
+  builder = pipeline.dataset_builder(
+      data_dir, f'anime_clips/{config.data.builder_config}')
+  spec = builder.info.metadata['clip_spec']
+  mesh = mesh_lib.make_mesh(config.mesh.fsdp, config.mesh.devices)
+  model, params, model_state, step = tokenizer_train.restore_for_inference(
+      config, workdir, spec, mesh)
+  encode = jax.jit(lambda p, ms, v: model.apply(
+      {'params': p, **ms}, tokenizer_train.to_float(v),
+      method=tokenizer_lib.Tokenizer.encode)[1])
+  out = tokens_dir(workdir)
+  os.makedirs(out, exist_ok=True)
+  batch = max(mesh.size, config.tokenizer.eval_batch_size // mesh.size * mesh.size)
+  nproc, pid = jax.process_count(), jax.process_index()
+  counts, grid = {}, None
+  for split in sorted(builder.info.splits):
+    source = builder.as_data_source(split=split)
+    mine = np.array_split(np.arange(len(source)), nproc)[pid]
+    writer = tokens.Writer(tokens.shard_path(out, split, pid, nproc))
+    t0 = time.time()
+    for s in range(0, len(mine), batch):
+      records = [source[int(i)] for i in mine[s:s + batch]]
+      video = np.stack([r['video'] for r in records])
+      pad = batch - len(records)  # the last batch is padded, then cut
+      if pad:
+        video = np.concatenate([video, np.repeat(video[-1:], pad, 0)])
+      idx = np.asarray(encode(params, model_state,
+                              pipeline.to_global({'v': video}, mesh)['v']))
+      grid = idx.shape[1:]
+      dtype = np.uint16 if model.codebook_size <= 2 ** 16 else np.int32
+      for r, t in zip(records, idx[:len(records)]):
+        writer.write(dict(
+            tokens=t.astype(dtype), audio=r['audio'], has_audio=r['has_audio'],
+            episode=r['episode'].decode() if isinstance(r['episode'], bytes)
+            else str(r['episode']),
+            start_frame=r['start_frame'], shot=r['shot'],
+            fps_num=r['fps_num'], fps_den=r['fps_den'],
+            sample_rate=r['sample_rate']))
+    writer.close()
+    counts[split] = writer.count
+    logging.info('tokenize %s: %d clips in %.1f s', split, writer.count,
+                 time.time() - t0)
+  meta = dict(grid=list(grid), codebook_size=model.codebook_size,
+              tokenizer_step=step, clip_spec=spec, splits=counts,
+              processes=nproc, dataset=builder.data_dir)
+  if pid == 0:
+    tokens.write_meta(out, meta)
+  print(f'tokenize: {counts} clips as {tuple(grid)} token grids '
+        f'(codebook {model.codebook_size}) in {out}', flush=True)
+  return meta

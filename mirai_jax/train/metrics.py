@@ -1,0 +1,72 @@
+"""Metrics: a JSON-lines file and TensorBoard events in the workdir, and a
+progress line with step rate and ETA. Only process 0 writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Optional
+
+import jax
+import numpy as np
+
+
+def _plain(v: Any):
+  v = np.asarray(jax.device_get(v))
+  return v.item() if v.size == 1 else v.tolist()
+
+
+class Writer:
+
+  def __init__(self, workdir: str, total_steps: Optional[int] = None,
+               name: str = ''):
+    self.enabled = jax.process_index() == 0
+    self.total = total_steps
+    self.name = name
+    self._t0 = self._tlast = time.time()
+    self._slast = None
+    if self.enabled:
+      os.makedirs(workdir, exist_ok=True)
+      self._jsonl = open(os.path.join(workdir, 'metrics.jsonl'), 'a',
+                         encoding='utf-8')
+      from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+      self._tb = SummaryWriter(os.path.join(workdir, 'tb'))
+
+  def scalars(self, step: int, values: dict[str, Any]) -> dict[str, Any]:
+    values = {k: _plain(v) for k, v in values.items()}
+    if self.enabled:
+      self._jsonl.write(json.dumps(dict(step=step, **values)) + '\n')
+      self._jsonl.flush()
+      for k, v in values.items():
+        if isinstance(v, (int, float)):
+          self._tb.add_scalar(k, v, step)
+    return values
+
+  def image(self, step: int, name: str, image: np.ndarray) -> None:
+    """image: (H, W, 3) uint8."""
+    if self.enabled:
+      self._tb.add_image(name, np.asarray(image), step, dataformats='HWC')
+
+  def progress(self, step: int, values: dict[str, Any]) -> None:
+    """One line: step, chosen values, steps/s since the last line, ETA."""
+    now = time.time()
+    rate = ((step - self._slast) / max(now - self._tlast, 1e-9)
+            if self._slast is not None else 0.0)
+    self._tlast, self._slast = now, step
+    if not self.enabled:
+      return
+    parts = [f'{self.name} step {step}' + (f'/{self.total}' if self.total else '')]
+    parts += [f'{k} {v:.4g}' for k, v in values.items()
+              if isinstance(v, (int, float))]
+    if rate:
+      parts.append(f'{rate:.2f} steps/s')
+      if self.total:
+        eta = (self.total - step) / rate
+        parts.append(f'ETA {int(eta // 60)}m{int(eta % 60):02d}s')
+    print(' | '.join(parts), flush=True)
+
+  def close(self) -> None:
+    if self.enabled:
+      self._jsonl.close()
+      self._tb.close()

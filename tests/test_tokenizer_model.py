@@ -1,0 +1,102 @@
+"""The tokenizer model and its quantizers (pure functions, no training loop)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mirai_jax.models import quantizers
+from mirai_jax.models import tokenizer
+
+
+@pytest.mark.parametrize('quantizer', ['fsq', 'vq'])
+@pytest.mark.parametrize('temporal,patch', [(1, 1), (2, 1), (4, 2)])
+def test_tokens_of_past_frames_ignore_the_future(quantizer, temporal, patch):
+  model = tokenizer.Tokenizer(channels=(8, 8, 8), spatial=4, patch=patch,
+                              temporal=temporal, temporal_kernel=3,
+                              quantizer=quantizer, vq_codes=64, vq_dim=4)
+  rng = jax.random.key(0)
+  video = jax.random.uniform(rng, (1, 8, 16, 16, 3)) * 2 - 1
+  variables = model.init(rng, video)
+  encode = jax.jit(lambda v: model.apply(variables, v,
+                                         method=tokenizer.Tokenizer.encode))
+  _, idx, _ = encode(video)
+  assert idx.shape == (1, 8 // temporal, 4, 4)
+  for cut in range(1, 8):  # change every frame from `cut` on
+    changed = video.at[:, cut:].set(-video[:, cut:])
+    _, idx2, _ = encode(changed)
+    past = cut // temporal  # latent steps made only of frames < cut
+    np.testing.assert_array_equal(idx[:, :past], idx2[:, :past])
+    if cut % temporal == 0 and cut < 8:
+      assert not np.array_equal(idx[:, past:], idx2[:, past:])
+  # And the decoder: frames of a latent step come from it and earlier ones.
+  zq, _, _ = encode(video)
+  frames = model.apply(variables, zq, method=tokenizer.Tokenizer.decode)
+  zq2 = zq.at[:, -1].set(0.0)
+  frames2 = model.apply(variables, zq2, method=tokenizer.Tokenizer.decode)
+  np.testing.assert_allclose(frames[:, :8 - temporal], frames2[:, :8 - temporal],
+                             atol=1e-6)
+
+
+def test_fsq_straight_through_gradient_and_indices():
+  fsq = quantizers.FSQ((8, 5, 5, 5))
+  z = jax.random.normal(jax.random.key(1), (64, 4)) * 2
+  zq, idx, aux = fsq.apply({}, z)
+  assert idx.min() >= 0 and idx.max() < 1000
+  levels = np.array([8, 5, 5, 5])
+  half = np.floor(levels / 2)
+  assert np.all(np.abs(np.asarray(zq)) <= 1 + 1e-6)
+  np.testing.assert_allclose(np.round(np.asarray(zq) * half), np.asarray(zq) * half,
+                             atol=1e-5)
+  # Indices decode back to the same codes.
+  np.testing.assert_allclose(fsq.apply({}, idx, method=quantizers.FSQ.decode_indices),
+                             zq, atol=1e-6)
+  # The gradient skips the rounding: it is the bound's derivative / half width.
+  g = jax.grad(lambda z: jnp.sum(fsq.apply({}, z)[0] * 3.0))(z)
+  gb = jax.grad(lambda z: jnp.sum(fsq.apply({}, z, method=quantizers.FSQ._bound)
+                                  / half * 3.0))(z)
+  np.testing.assert_allclose(g, gb, rtol=1e-5)
+  assert np.all(np.asarray(g) > 0)
+  assert 0 < aux['usage'] <= 1 and aux['perplexity'] > 1
+
+
+def test_vq_straight_through_gradient_commitment_and_ema():
+  vq = quantizers.VectorQuantizerEMA(num_codes=16, dim=4, decay=0.5,
+                                     restart_threshold=0.0)
+  z = jax.random.normal(jax.random.key(2), (32, 4))
+  variables = vq.init({'params': jax.random.key(3)}, z)
+  (zq, idx, aux), _ = vq.apply(variables, z, train=True, mutable=['vq'],
+                               rngs={'restart': jax.random.key(4)})
+  codes = variables['vq']['embed']
+  np.testing.assert_allclose(zq, codes[idx], rtol=1e-5, atol=1e-6)
+  # Straight-through: d(sum(zq * w))/dz = w.
+  w = jax.random.normal(jax.random.key(5), z.shape)
+  g = jax.grad(lambda z: jnp.sum(vq.apply(variables, z)[0] * w))(z)
+  np.testing.assert_allclose(g, w, rtol=1e-6)
+  # Commitment pulls z towards its code.
+  gc = jax.grad(lambda z: vq.apply(variables, z)[2]['commitment'])(z)
+  np.testing.assert_allclose(gc, 2 * 0.25 * (z - codes[idx]) / z.size, rtol=1e-4)
+  # EMA: each used code moves towards the mean of its latents.
+  _, new = vq.apply(variables, z, train=True, mutable=['vq'],
+                    rngs={'restart': jax.random.key(4)})
+  used = np.unique(np.asarray(idx))
+  for k in used:
+    mean = np.asarray(z)[np.asarray(idx) == k].mean(0)
+    before = np.linalg.norm(np.asarray(codes[k]) - mean)
+    after = np.linalg.norm(np.asarray(new['vq']['embed'][k]) - mean)
+    assert after < before
+
+
+def test_vq_restarts_dead_codes_on_batch_latents():
+  vq = quantizers.VectorQuantizerEMA(num_codes=8, dim=2, decay=0.9,
+                                     restart_threshold=0.5)
+  z = jnp.full((16, 2), 5.0) + jax.random.normal(jax.random.key(6), (16, 2)) * 0.01
+  variables = vq.init({'params': jax.random.key(7)}, z)
+  assert np.abs(np.asarray(variables['vq']['embed'])).max() < 1
+  for step in range(10):  # usage of unused codes decays 0.9 per step
+    _, new = vq.apply(variables, z, train=True, mutable=['vq'],
+                      rngs={'restart': jax.random.key(step)})
+    variables = {**variables, **new}
+  embed = np.asarray(variables['vq']['embed'])
+  # The codes no latent chose died and were moved onto batch latents (~5).
+  assert np.sum(np.abs(embed - 5.0).max(1) < 0.1) >= 7

@@ -25,8 +25,17 @@ def test_demo_runs_end_to_end(tmp_path):
   proc = _run('mirai_jax.main', '--config=configs/demo.py', f'--workdir={workdir}',
               '--config.data.synthetic.num_episodes=3',
               '--config.data.synthetic.seconds=5',
-              '--config.preview.num_clips=4')
+              '--config.preview.num_clips=4',
+              # A tokenizer that trains in seconds, through every stage.
+              '--config.tokenizer.channels=(16,)', '--config.tokenizer.patch=4',
+              '--config.tokenizer.steps=4', '--config.tokenizer.batch_size=4',
+              '--config.tokenizer.eval_batch_size=4',
+              '--config.tokenizer.eval_every=4')
   assert 'train' in proc.stdout and '0 file(s) skipped' in proc.stdout
+  assert 'tokenizer eval step 4: PSNR' in proc.stdout
+  assert 'tokenize: ' in proc.stdout
+  assert os.path.exists(os.path.join(workdir, 'tokens', 'meta.json'))
+  assert os.path.exists(os.path.join(workdir, 'tokenizer', 'eval.json'))
   gif = os.path.join(workdir, 'preview', 'train_grid.gif')
   mp4 = os.path.join(workdir, 'preview', 'train_clips.mp4')
   assert Image.open(gif).n_frames == 20

@@ -141,3 +141,25 @@ def test_evaluation_and_tokenize(built, reference):
     np.testing.assert_array_equal(rec['audio'], clip['audio'])
     assert rec['start_frame'] == clip['start_frame']
     assert rec['episode'] == clip['episode'].decode()
+
+
+def test_mixed_precision_keeps_float32_parameters(built, tmp_path):
+  config = _config(built, steps=2, mixed_precision=True)
+  workdir = str(tmp_path / 'bf16')
+  train_tokenizer.train_and_evaluate(config, workdir)
+  params, _ = _params(config, workdir, built)
+  assert {x.dtype for x in jax.tree.leaves(params)} == {np.dtype('float32')}
+  losses = _losses(workdir)
+  assert all(np.isfinite(v) for v in losses.values())
+
+
+def test_bad_tokenizer_configs_are_named(built, tmp_path):
+  with pytest.raises(ValueError, match='tokenizer.quantizer'):
+    train_tokenizer.train_and_evaluate(_config(built, quantizer='lfq'),
+                                       str(tmp_path / 'a'))
+  with pytest.raises(ValueError, match='batch_size=6 does not divide'):
+    train_tokenizer.train_and_evaluate(_config(built, batch_size=6),
+                                       str(tmp_path / 'b'))
+  with pytest.raises(ValueError, match='powers of 2'):
+    train_tokenizer.train_and_evaluate(_config(built, spatial=6, patch=1),
+                                       str(tmp_path / 'c'))

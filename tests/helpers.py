@@ -155,12 +155,16 @@ def demo_config(**overrides):
   spec.loader.exec_module(module)
   config = module.get_config()
   for key, value in overrides.items():
-    node = config
-    *path, last = key.split('__')
-    for p in path:
-      node = node[p]
-    node[last] = value
+    _set(config, key, value)
   return config
+
+
+def _set(node, key, value):
+  """node['a']['b'] = value for key 'a__b'."""
+  *path, last = key.split('__')
+  for p in path:
+    node = node[p]
+  node[last] = value
 
 
 def tiny_tokenizer(config, **overrides):
@@ -179,9 +183,5 @@ def tiny_tokenizer(config, **overrides):
   t.eval_every = 0
   t.warmup_steps = 2
   for k, v in overrides.items():
-    *path, last = k.split('__')
-    node = t
-    for p in path:
-      node = node[p]
-    node[last] = v
+    _set(t, k, v)
   return config

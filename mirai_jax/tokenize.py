@@ -40,7 +40,8 @@ def run(config, workdir: str) -> dict:
       method=tokenizer_lib.Tokenizer.encode)[1])
   out = tokens_dir(workdir)
   os.makedirs(out, exist_ok=True)
-  batch = max(mesh.size, config.tokenizer.eval_batch_size // mesh.size * mesh.size)
+  batch = tokenizer_train.eval_batch_size(config.tokenizer, mesh)
+  dtype = np.uint16 if model.codebook_size <= 2 ** 16 else np.int32
   nproc, pid = jax.process_count(), jax.process_index()
   counts, grid = {}, None
   for split in sorted(builder.info.splits):
@@ -57,7 +58,6 @@ def run(config, workdir: str) -> dict:
       idx = np.asarray(encode(params, model_state,
                               pipeline.to_global({'v': video}, mesh)['v']))
       grid = idx.shape[1:]
-      dtype = np.uint16 if model.codebook_size <= 2 ** 16 else np.int32
       for r, t in zip(records, idx[:len(records)]):
         writer.write(dict(
             tokens=t.astype(dtype), audio=r['audio'], has_audio=r['has_audio'],

@@ -199,9 +199,6 @@ class Decoded:
   first_frame_index: int  # frame 0 sits at first_frame_index / fps seconds
   warnings: list[str]
 
-  def frame_time(self, k: int) -> float:
-    return (self.first_frame_index + k) / self.fps
-
   def audio_span(self, k0: int, k1: int) -> np.ndarray:
     """Samples covering frames k0..k1-1 exactly (zero-padded past the end)."""
     a = round(fractions.Fraction(self.first_frame_index + k0) / self.fps *

@@ -67,7 +67,8 @@ class Checkpoints:
     self._mngr.close()
 
 
-def abstract(tree: Any) -> Any:
-  """ShapeDtypeStructs (with shardings) of a concrete pytree of arrays."""
+def abstract(tree: Any, shardings: Any) -> Any:
+  """ShapeDtypeStructs of `tree` placed with `shardings`: what restore needs."""
   return jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), tree)
+      lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+      tree, shardings)

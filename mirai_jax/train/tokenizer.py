@@ -188,7 +188,7 @@ def restore_for_inference(config, workdir: str, spec: dict, mesh):
     raise FileNotFoundError(
         f'no tokenizer checkpoint in {ckpt.directory}: train it first with '
         '--mode=tokenizer')
-  state, step = ckpt.restore(abstract_with(
+  state, step = ckpt.restore(checkpoint.abstract(
       abstract, mesh_lib.param_shardings(abstract, mesh)))
   ckpt.close()
   return parts.model, state.ema_params, state.model_state, step
@@ -249,8 +249,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
   # -------------------------------------------------- Load checkpoint
   ckpt = checkpoint.Checkpoints(os.path.join(out, 'checkpoints'), cfg.keep)
   if ckpt.latest_step() is not None:
-    state, start = ckpt.restore(abstract_with(abstract_state, state_sharding),
-                                train_iter)
+    state, start = ckpt.restore(
+        checkpoint.abstract(abstract_state, state_sharding), train_iter)
   else:
     state, start = make_state(jax.random.key(config.seed)), 0
   writer = metrics_lib.Writer(out, cfg.steps, 'tokenizer')
@@ -312,17 +312,16 @@ def train_and_evaluate(config, workdir: str) -> dict:
   return result
 
 
-def abstract_with(tree, shardings):
-  return jax.tree.map(
-      lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-      tree, shardings)
+def eval_batch_size(cfg, mesh) -> int:
+  """cfg.eval_batch_size rounded down to a multiple of the devices (at least one each)."""
+  return max(mesh.size, cfg.eval_batch_size // mesh.size * mesh.size)
 
 
 def evaluate_tokenizer(config, model, builder, mesh, params, model_state,
                        split: str = 'validation') -> dict:
   """PSNR/SSIM per frame position (dm-pix) and codebook use on `split`."""
   cfg = config.tokenizer
-  batch_size = max(mesh.size, cfg.eval_batch_size // mesh.size * mesh.size)
+  batch_size = eval_batch_size(cfg, mesh)
   loader = pipeline.make_loader(builder, split, global_batch_size=batch_size,
                                 shuffle=False, num_epochs=1)
   recon_fn = jax.jit(lambda p, ms, v: model.apply({'params': p, **ms},

@@ -31,8 +31,10 @@ def get_config():
   # Folder of episode files (the TFDS manual dir); '' = <workdir>/episodes.
   c.data.episodes = ''
   c.data.synthetic = ml_collections.ConfigDict(dict(
-      num_episodes=12,  # 0: use the episodes already in data.episodes
-      seconds=24.0, height=240, width=320, seed=0))
+      # Many short episodes: the variety of characters and colours, not the
+      # length, is what the models generalise from.
+      num_episodes=36,  # 0: use the episodes already in data.episodes
+      seconds=12.0, height=240, width=320, seed=0))
   c.data.data_dir = ''  # '' = <workdir>/tensorflow_datasets
   c.data.builder_config = '64x64_t20'  # tfds_builders/anime_clips CONFIGS
   c.data.split_file = ''  # '' = stable hash of file names (synthetic: fixed)
@@ -44,17 +46,47 @@ def get_config():
   c.input = ml_collections.ConfigDict(dict(worker_count=0, flip=True))
 
   c.tokenizer = tokenizer_config()
+  c.transformer = transformer_config()
+  c.sample = ml_collections.ConfigDict(dict(
+      temperature=0.0,  # 0 = greedy (best PSNR); try 1.0 with top_k=100
+      top_k=0, top_p=1.0, seed=0))
+  c.evaluate = ml_collections.ConfigDict(dict(
+      split='test', batch_size=16, max_clips=0))  # max_clips 0 = all
+  c.predict = ml_collections.ConfigDict(dict(
+      video='',  # '' = the first test episode of the dataset
+      start=4.0,  # seconds of the first predicted frame; < 0 = file's end
+      out='',  # '' = <workdir>/predict
+      scale=3))
 
   c.preview = ml_collections.ConfigDict(dict(
       split='train', num_clips=8, cols=4, scale=2))
   return c
 
 
+def transformer_config(**overrides) -> ml_collections.ConfigDict:
+  """Stage 3. 2 known steps (frames) and 4 predicted steps of 8x8 tokens:
+  384 tokens per window, 256 of them predicted."""
+  t = ml_collections.ConfigDict(dict(
+      task='continue',  # mirai_jax/tasks.py: continue | interpolate | outpaint
+      frames=6,  # latent steps per training window (random start in the clip)
+      context=2,  # known latent steps at the start of the window
+      width=128, depth=4, heads=4, mlp_ratio=4, dropout=0.1,
+      audio_channels=64, audio_layers=2,
+      audio_dropout=0.2,  # clips trained without sound, for the no-audio mode
+      mixed_precision=False,
+      batch_size=16, steps=400, lr=1e-3, final_lr_ratio=0.05, warmup_steps=50,
+      weight_decay=0.01, b1=0.9, b2=0.95, grad_clip=1.0, ema=0.99,
+      log_every=25, checkpoint_every=200, keep=3,
+      eval_every=100, eval_batches=3, eval_batch_size=16))
+  t.update(overrides)
+  return t
+
+
 def tokenizer_config(**overrides) -> ml_collections.ConfigDict:
   """Stage 1. Sized to train on 2 CPU cores in a few minutes: per-frame
   convolutions (temporal_kernel=1, temporal=1), x4 spatial, FSQ 8x5x5x5."""
   t = ml_collections.ConfigDict(dict(
-      channels=(16, 32, 64), num_res_blocks=1, patch=1, spatial=4, temporal=1,
+      channels=(16, 32, 64), num_res_blocks=1, patch=2, spatial=8, temporal=1,
       temporal_kernel=1, norm='none', quantizer='fsq', fsq_levels=(8, 5, 5, 5),
       vq_codes=1024, vq_dim=32, vq_commitment=0.25,
       mixed_precision=False,  # bf16 compute, f32 parameters

@@ -1,21 +1,27 @@
 r"""Entry point: python -m mirai_jax.main --config=configs/demo.py --workdir=DIR.
 
+--workdir may be left out when the config names one (config.workdir).
 Runs the config's stages in order (or those named by --mode); every stage
 reads what the earlier ones left in the workdir, so a stage can be rerun on
 its own. Any config field can be overridden: --config.preview.num_clips=4.
 """
 
 import logging as std_logging
+import os
+import sys
 
 from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from mirai_jax import evaluate
+from mirai_jax import predict
 from mirai_jax import preview
 from mirai_jax import tokenize
 from mirai_jax.data import dataset
 from mirai_jax.train import tokenizer
+from mirai_jax.train import transformer
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file.',
                                           lock_config=True)
@@ -28,6 +34,9 @@ STAGES = {
     'preview': preview.run,
     'tokenizer': tokenizer.train_and_evaluate,
     'tokenize': tokenize.run,
+    'transformer': transformer.train_and_evaluate,
+    'evaluate': evaluate.run,
+    'predict': predict.run,
 }
 
 
@@ -49,11 +58,21 @@ def main(argv):
   unknown = [s for s in stages if s not in STAGES]
   if unknown:
     raise app.UsageError(f'unknown stage(s) {unknown}; known: {list(STAGES)}')
+  workdir = _WORKDIR.value or config.get('workdir')
+  if not workdir:
+    raise app.UsageError('give --workdir=DIR (this config sets no default)')
+  workdir = os.path.expanduser(workdir)
   for stage in stages:
     logging.info('stage %s', stage)
-    STAGES[stage](config, _WORKDIR.value)
+    try:
+      STAGES[stage](config, workdir)
+    except FileNotFoundError as e:
+      # Missing inputs (episodes, an earlier stage's output) are the user's
+      # next step, not a crash: say it without a traceback.
+      print(f'{stage}: {e}', file=sys.stderr, flush=True)
+      sys.exit(1)
 
 
 if __name__ == '__main__':
-  flags.mark_flags_as_required(['config', 'workdir'])
+  flags.mark_flags_as_required(['config'])
   app.run(main)

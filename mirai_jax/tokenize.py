@@ -72,6 +72,8 @@ def run(config, workdir: str) -> dict:
                  time.time() - t0)
   meta = dict(grid=list(grid), codebook_size=model.codebook_size,
               tokenizer_step=step, clip_spec=spec, splits=counts,
+              temporal=config.tokenizer.temporal,
+              audio_len=pipeline.audio_len_of(builder),
               processes=nproc, dataset=builder.data_dir)
   if pid == 0:
     tokens.write_meta(out, meta)

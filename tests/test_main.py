@@ -27,15 +27,44 @@ def test_demo_runs_end_to_end(tmp_path):
               '--config.data.synthetic.seconds=5',
               '--config.preview.num_clips=4',
               # A tokenizer that trains in seconds, through every stage.
-              '--config.tokenizer.channels=(16,)', '--config.tokenizer.patch=4',
+              '--config.tokenizer.channels=(16,)', '--config.tokenizer.patch=8',
+              '--config.tokenizer.spatial=8',
               '--config.tokenizer.steps=4', '--config.tokenizer.batch_size=4',
               '--config.tokenizer.eval_batch_size=4',
-              '--config.tokenizer.eval_every=4')
+              '--config.tokenizer.eval_every=4',
+              # ... and a transformer too, then evaluate and predict.
+              '--config.transformer.width=32', '--config.transformer.depth=1',
+              '--config.transformer.frames=4', '--config.transformer.context=2',
+              '--config.transformer.audio_channels=16',
+              '--config.transformer.steps=3', '--config.transformer.batch_size=4',
+              '--config.transformer.eval_batch_size=4',
+              '--config.transformer.eval_every=3',
+              '--config.evaluate.batch_size=4', '--config.evaluate.max_clips=5',
+              '--config.predict.start=2.0')
   assert 'train' in proc.stdout and '0 file(s) skipped' in proc.stdout
   assert 'tokenizer eval step 4: PSNR' in proc.stdout
   assert 'tokenize: ' in proc.stdout
   assert os.path.exists(os.path.join(workdir, 'tokens', 'meta.json'))
   assert os.path.exists(os.path.join(workdir, 'tokenizer', 'eval.json'))
+  assert 'transformer val step 3: loss' in proc.stdout
+  # The evaluation table, and its JSON with every method per future frame.
+  assert 'mouth MSE, matched vs mismatched audio' in proc.stdout
+  with open(os.path.join(workdir, 'evaluate', 'test.json')) as f:
+    result = json.load(f)
+  assert result['clips'] == 5 and result['predicted_frames'] == 2
+  assert set(result['methods']) == {'audio', 'mismatched_audio', 'no_audio',
+                                    'copy_last', 'copy_last_tokens',
+                                    'reconstruction'}
+  for m in result['methods'].values():
+    assert len(m['psnr_per_frame']) == 2 and 0 <= m['mouth_mse'] < 1
+  # predict: the real frames beside the predicted ones, with the sound.
+  out = os.path.join(workdir, 'predict', 'ep002_2.00s')
+  with open(out + '.json') as f:
+    pred = json.load(f)
+  assert pred['audio'] and len(pred['psnr_per_frame']) == 2
+  p = video_io.probe(out + '.mp4')
+  assert p.has_audio and (p.width, p.height) == (2 * 64 * 3, 64 * 3)
+  assert Image.open(out + '.gif').n_frames == 4
   gif = os.path.join(workdir, 'preview', 'train_grid.gif')
   mp4 = os.path.join(workdir, 'preview', 'train_clips.mp4')
   assert Image.open(gif).n_frames == 20

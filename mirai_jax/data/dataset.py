@@ -172,14 +172,25 @@ def run(config, workdir: str) -> tfds.core.DatasetBuilder:
     if not split_file and len(paths) >= 3:
       # Few episodes: a hash could leave a split empty, so fix the split.
       names = [os.path.basename(p) for p in paths]
+      k = max(1, len(names) // 10)  # 80/10/10, at least one episode each
       split_file = os.path.join(workdir, 'synthetic_splits.json')
       with open(split_file, 'w') as f:
-        json.dump({'train': names[:-2], 'validation': names[-2:-1],
-                   'test': names[-1:]}, f, indent=1)
+        json.dump({'train': names[:-2 * k], 'validation': names[-2 * k:-k],
+                   'test': names[-k:]}, f, indent=1)
   elif not os.path.isdir(episodes) or not clips.list_episodes(episodes):
+    name = f'anime_clips/{config.data.builder_config}'
+    prepared = tfds.builder(name, data_dir=data_dir)
+    if prepared.is_prepared():  # built beforehand with mirai_jax.prepare
+      print(summary(prepared), flush=True)
+      return prepared
     raise FileNotFoundError(
-        f'no episodes in {episodes}: put the episode files there (or set '
-        '--config.data.episodes=FOLDER), or turn on synthetic episodes with '
+        f'no episodes in {episodes} and no dataset {name} in {data_dir}.\n'
+        f'Put the episode files (mp4/mkv/webm/..., any frame rate and sound '
+        f'layout) in {episodes} (or pass --config.data.episodes=FOLDER) and '
+        f'run again, or build the dataset first with\n'
+        f'  python -m mirai_jax.prepare --manual_dir=FOLDER '
+        f'--config={config.data.builder_config} --data_dir={data_dir}\n'
+        'To try the pipeline without episodes: '
         '--config.data.synthetic.num_episodes=6')
   builder = build(episodes, data_dir, config.data.builder_config,
                   workers=config.data.workers or None, split_file=split_file)

@@ -8,10 +8,12 @@ temporary name and renamed when complete.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
+import math
 import os
-from typing import Any
+from typing import Any, Optional
 
 from array_record.python import array_record_module
 from flax import serialization
@@ -82,3 +84,48 @@ class TokenSource:
 
   def __repr__(self) -> str:
     return f'TokenSource({len(self)} records)'
+
+
+@dataclasses.dataclass(frozen=True)
+class ToArrays(grain.transforms.Map):
+  """Token record -> fixed-shape arrays (audio cut or zero-padded)."""
+  audio_len: int
+
+  def map(self, record: dict[str, Any]) -> dict[str, np.ndarray]:
+    audio = np.asarray(record['audio'], np.int16)[:self.audio_len]
+    padded = np.zeros(self.audio_len, np.int16)
+    padded[:len(audio)] = audio
+    return dict(tokens=np.asarray(record['tokens'], np.int32), audio=padded,
+                has_audio=np.bool_(record['has_audio']),
+                fps=np.float32(float(record['fps_num']) /
+                               float(record['fps_den'])))
+
+
+def audio_len(meta: dict) -> int:
+  """Samples per clip that every batch is cut or padded to."""
+  if 'audio_len' in meta:
+    return int(meta['audio_len'])
+  spec = meta['clip_spec']
+  return math.ceil(spec['frames'] * spec['sample_rate'] / (24000 / 1001))
+
+
+def make_loader(directory: str, split: str, *, global_batch_size: int,
+                seed: int = 0, shuffle: bool = True,
+                num_epochs: Optional[int] = None, worker_count: int = 0,
+                drop_remainder: bool = True) -> grain.DataLoader:
+  """This process's share of each global batch of token records."""
+  import jax  # pylint: disable=g-import-not-at-top
+  nproc = jax.process_count()
+  if global_batch_size % nproc:
+    raise ValueError(f'batch size {global_batch_size} does not divide over '
+                     f'{nproc} processes')
+  source = TokenSource(directory, split)
+  sampler = grain.samplers.IndexSampler(
+      num_records=len(source),
+      shard_options=grain.sharding.ShardByJaxProcess(drop_remainder=True),
+      shuffle=shuffle, num_epochs=num_epochs, seed=seed)
+  ops = [ToArrays(audio_len(read_meta(directory))),
+         grain.transforms.Batch(global_batch_size // nproc,
+                                drop_remainder=drop_remainder)]
+  return grain.DataLoader(data_source=source, sampler=sampler, operations=ops,
+                          worker_count=worker_count)

@@ -49,6 +49,9 @@ CONFIGS = [
     _config('64x64_t20', 'MIRAI: 64x64, 20 frames, centre crop (default).'),
     _config('128x128_t16', '128x128, 16 frames, centre crop.', height=128,
             width=128, frames=16, stride=8),
+    _config('128x128_t32', '128x128, 32 frames (16 context + 16 to predict), '
+            'centre crop: configs/kny.py.', height=128, width=128, frames=32,
+            stride=16),
     _config('64x112_t20_pad', '16:9 frames with 4:3 sources letterboxed '
             '(input for widening 4:3 to 16:9).', width=112, resize='pad'),
 ]

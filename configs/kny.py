@@ -1,0 +1,81 @@
+r"""Kimetsu no Yaiba (or any folder of episodes): the full pipeline at 128x128.
+
+  python -m mirai_jax.main --config=configs/kny.py
+
+Put the episode files (any container, frame rate, size and sound layout) in
+~/mirai_jax/kny/episodes (or pass --config.data.episodes=FOLDER), or build the
+dataset beforehand with
+  python -m mirai_jax.prepare --manual_dir=FOLDER --config=128x128_t32 \
+      --data_dir=~/mirai_jax/kny/tensorflow_datasets
+Without either it stops at once and says so. Everything is written under
+--workdir (default ~/mirai_jax/kny); gs:// paths are issue 5.
+
+Stages: data (128x128 clips of 32 frames at the source rate, cut at scene
+changes), tokenizer (x8 space, x4 time: 8 latent steps of 16x16 tokens per
+clip, FSQ 15360 codes), tokenize, transformer (12 layers, width 768, ~90M
+parameters; 4 known steps = 16 frames, 4 predicted = 16 frames, 1024 tokens
+generated per continuation), evaluate (test split) and predict.
+
+Run time: not measured yet (no accelerator was available to us). Budget on one
+H100/H200: the tokenizer and transformer each take on the order of a day at
+the step counts below; a 16-frame continuation at batch 1 is expected to take
+about a second there (python bench/sample_speed.py --config=configs/kny.py).
+Expected result: the audio model beats copy-last-frame and the mismatched-audio
+model on the test split (see --mode=evaluate); figures will be recorded here.
+"""
+
+import ml_collections
+
+
+def get_config():
+  c = ml_collections.ConfigDict()
+  c.stages = 'data,tokenizer,tokenize,transformer,evaluate,predict'
+  c.workdir = '~/mirai_jax/kny'  # used when --workdir is not given
+
+  c.data = ml_collections.ConfigDict(dict(
+      episodes='',  # '' = <workdir>/episodes
+      synthetic=dict(num_episodes=0, seconds=0.0, height=0, width=0, seed=0),
+      data_dir='',  # '' = <workdir>/tensorflow_datasets
+      builder_config='128x128_t32', split_file='', workers=0))
+
+  c.seed = 0
+  c.mesh = ml_collections.ConfigDict(dict(devices=0, fsdp=1))
+  c.input = ml_collections.ConfigDict(dict(worker_count=8, flip=True))
+
+  c.tokenizer = ml_collections.ConfigDict(dict(
+      channels=(64, 128, 256), num_res_blocks=2, patch=2, spatial=8,
+      temporal=4, temporal_kernel=3, norm='group', quantizer='fsq',
+      fsq_levels=(8, 8, 8, 6, 5), vq_codes=8192, vq_dim=32, vq_commitment=0.25,
+      mixed_precision=True,
+      train_frames=8,  # two latent steps of each clip per step
+      batch_size=64, steps=100_000, lr=2e-4, final_lr_ratio=0.1,
+      warmup_steps=2000, weight_decay=0.0, b1=0.9, b2=0.99, grad_clip=1.0,
+      ema=0.999,
+      loss=dict(recon='l1', recon_weight=1.0,
+                # Set perceptual_weight > 0 with perceptual_weights=PATH.npz
+                # (see mirai_jax/models/perceptual.py); nothing is downloaded.
+                perceptual_weight=0.0, perceptual_weights='',
+                adversarial_weight=0.1, adversarial_start=30_000,
+                disc_channels=(64, 128, 256), disc_lr=1e-4, lecam_weight=0.001),
+      log_every=100, checkpoint_every=2000, keep=3,
+      eval_every=5000, eval_batches=16, eval_batch_size=32))
+
+  c.transformer = ml_collections.ConfigDict(dict(
+      task='continue', frames=8, context=4,
+      width=768, depth=12, heads=12, mlp_ratio=4, dropout=0.1,
+      audio_channels=256, audio_layers=3, audio_dropout=0.2,
+      mixed_precision=True,
+      batch_size=64, steps=200_000, lr=3e-4, final_lr_ratio=0.05,
+      warmup_steps=5000, weight_decay=0.05, b1=0.9, b2=0.95, grad_clip=1.0,
+      ema=0.999, log_every=100, checkpoint_every=2000, keep=3,
+      eval_every=5000, eval_batches=16, eval_batch_size=32))
+
+  c.sample = ml_collections.ConfigDict(dict(
+      temperature=1.0, top_k=100, top_p=1.0, seed=0))
+  c.evaluate = ml_collections.ConfigDict(dict(
+      split='test', batch_size=16, max_clips=512))
+  c.predict = ml_collections.ConfigDict(dict(
+      video='', start=60.0, out='', scale=2))
+  c.preview = ml_collections.ConfigDict(dict(
+      split='train', num_clips=8, cols=4, scale=1))
+  return c

@@ -1,0 +1,168 @@
+"""Decoder-only transformer over a token grid in any order (stage 3).
+
+A clip's tokens (T, H, W) are read as a sequence in an order chosen by the
+task (see mirai_jax/tasks.py): the known tokens first, then those to
+generate. Input i carries the token at position i - 1 with that position's
+(time, row, column) embedding, plus the embedding of position i, the one it
+must predict (as in sigma-GPT / XLNet's two-stream idea, in one stream), and attention
+scores see the offset between the two through rotary embeddings.
+Because every input says where its target lies, the same weights continue a
+shot, fill the frames between two keyframes or paint the sides of a 4:3 frame:
+only the order and the number of known tokens change.
+
+The audio feature of time step t is added to every input whose target lies at
+step t (models/audio.py). `decode` runs the same blocks one position at a
+time with a KV cache.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from mirai_jax.models import audio as audio_lib
+
+
+def rope(x, coords, base: float = 1000.0):
+  """Rotary embedding over (time, row, col): a third of the pairs per axis.
+
+  x (B, L, heads, hd), coords (L, 3). Queries are rotated by the position
+  they predict and keys by the position of the token they carry, so a score
+  depends on the offset between the two: "the same place one step earlier"
+  is one pattern for every place, whatever the reading order.
+  """
+  hd = x.shape[-1]
+  per_axis = hd // 2 // 3
+  if not per_axis:
+    return x
+  freqs = base ** (-jnp.arange(per_axis) / per_axis)
+  angles = jnp.concatenate([coords[:, a, None] * freqs for a in range(3)], -1)
+  cos, sin = jnp.cos(angles)[:, None], jnp.sin(angles)[:, None]  # (L, 1, n)
+  n = 3 * per_axis
+  x1, x2, rest = x[..., :n], x[..., n:2 * n], x[..., 2 * n:]
+  xf1, xf2 = x1.astype(jnp.float32), x2.astype(jnp.float32)
+  out1 = (xf1 * cos - xf2 * sin).astype(x.dtype)
+  out2 = (xf1 * sin + xf2 * cos).astype(x.dtype)
+  return jnp.concatenate([out1, out2, rest], -1)
+
+
+class Attention(nn.Module):
+  heads: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, q_pos, k_pos, cache=None, index=None):
+    d = x.shape[-1]
+    qkv = nn.DenseGeneral((3, self.heads, d // self.heads), use_bias=False,
+                          dtype=self.dtype, name='qkv')(x)
+    q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+    q, k = rope(q, q_pos), rope(k, k_pos)
+    if cache is None:
+      out = jax.nn.dot_product_attention(q, k, v, is_causal=True)
+    else:
+      # Write this chunk's keys/values at [index, index + L), attend to
+      # everything written so far (causal inside the chunk).
+      ck = jax.lax.dynamic_update_slice_in_dim(cache[0], k.astype(cache[0].dtype),
+                                               index, axis=1)
+      cv = jax.lax.dynamic_update_slice_in_dim(cache[1], v.astype(cache[1].dtype),
+                                               index, axis=1)
+      q_pos = index + jnp.arange(x.shape[1])
+      mask = jnp.arange(ck.shape[1])[None, :] <= q_pos[:, None]
+      out = jax.nn.dot_product_attention(q, ck.astype(q.dtype),
+                                         cv.astype(q.dtype),
+                                         mask=mask[None, None])
+      cache = (ck, cv)
+    out = nn.DenseGeneral(d, axis=(-2, -1), use_bias=False, dtype=self.dtype,
+                          name='out')(out)
+    return out, cache
+
+
+class Block(nn.Module):
+  heads: int
+  mlp_ratio: int = 4
+  dropout: float = 0.0
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, q_pos, k_pos, cache=None, index=None,
+               train: bool = False):
+    h, cache = Attention(self.heads, self.dtype)(
+        nn.LayerNorm(dtype=self.dtype)(x), q_pos, k_pos, cache, index)
+    x = x + nn.Dropout(self.dropout, deterministic=not train)(h)
+    h = nn.LayerNorm(dtype=self.dtype)(x)
+    h = nn.Dense(self.mlp_ratio * x.shape[-1], dtype=self.dtype)(h)
+    h = nn.Dense(x.shape[-1], dtype=self.dtype)(nn.gelu(h))
+    return x + nn.Dropout(self.dropout, deterministic=not train)(h), cache
+
+
+class Transformer(nn.Module):
+  """Logits of each target token given the inputs before it.
+
+  Calls take `prev` (B, L) tokens (BOS = codebook_size for the first input),
+  `prev_pos` / `pos` (L, 3) (time, row, col) of the previous and the target
+  position of each input, and `audio` (B, T, D) features or None.
+  """
+  codebook_size: int
+  grid: tuple[int, int, int]  # (T, H, W) of the clip's token grid
+  width: int = 256
+  depth: int = 4
+  heads: int = 4
+  mlp_ratio: int = 4
+  dropout: float = 0.0
+  audio_channels: int = 128
+  audio_layers: int = 2
+  dtype: Any = jnp.float32
+
+  def setup(self):
+    init = nn.initializers.normal(0.02)
+    self.embed = nn.Embed(self.codebook_size + 1, self.width, embedding_init=init)
+    # Separate tables for "where the input token was" and "where to predict".
+    self.pos_in = [nn.Embed(n, self.width, embedding_init=init,
+                            name=f'pos_in_{a}') for a, n in zip('thw', self.grid)]
+    self.pos_out = [nn.Embed(n, self.width, embedding_init=init,
+                             name=f'pos_out_{a}') for a, n in zip('thw', self.grid)]
+    self.audio = audio_lib.AudioEncoder(self.width, self.audio_channels,
+                                        self.audio_layers, dtype=self.dtype)
+    self.blocks = [Block(self.heads, self.mlp_ratio, self.dropout, self.dtype,
+                         name=f'block_{i}') for i in range(self.depth)]
+    self.norm = nn.LayerNorm(dtype=self.dtype)
+    self.head = nn.Dense(self.codebook_size, dtype=self.dtype)
+
+  def audio_features(self, pcm, fps, sample_rate: int, temporal: int,
+                     steps: int, use_audio):
+    """(B, steps, width) features of the clip's first `steps` latent steps."""
+    return self.audio(pcm, fps, sample_rate, temporal, steps, use_audio)
+
+  def _inputs(self, prev, prev_pos, pos, audio):
+    x = self.embed(prev)
+    for i in range(3):
+      x += self.pos_in[i](prev_pos[..., i]) + self.pos_out[i](pos[..., i])
+    if audio is not None:
+      x += jnp.take(audio, pos[..., 0], axis=1)
+    return x.astype(self.dtype)
+
+  def _logits(self, x):
+    return self.head(self.norm(x)).astype(jnp.float32)
+
+  def __call__(self, prev, prev_pos, pos, audio=None, train: bool = False):
+    x = self._inputs(prev, prev_pos, pos, audio)
+    for block in self.blocks:
+      x, _ = block(x, pos, prev_pos, train=train)
+    return self._logits(x)
+
+  def decode(self, prev, prev_pos, pos, audio, cache, index):
+    """Inputs [index, index + L) with the KV cache -> (logits, cache)."""
+    x = self._inputs(prev, prev_pos, pos, audio)
+    new = []
+    for block, c in zip(self.blocks, cache):
+      x, c = block(x, pos, prev_pos, c, index)
+      new.append(c)
+    return self._logits(x), new
+
+  def init_cache(self, batch: int, length: int, dtype=jnp.float32):
+    hd = self.width // self.heads
+    z = jnp.zeros((batch, length, self.heads, hd), dtype)
+    return [(z, z) for _ in range(self.depth)]

@@ -1,0 +1,111 @@
+"""`--mode=predict`: continue a user's video file from a given time.
+
+  python -m mirai_jax.main --config=configs/demo.py --workdir=DIR --mode=predict \
+      --config.predict.video=episode.mp4 --config.predict.start=12.5
+
+The file is decoded at the dataset's clip size and frame rate; the
+`transformer.context` frames before `start` seconds (start < 0: the last
+frames of the file) are tokenized and the model predicts the rest of one
+window with the file's own soundtrack. Writes <out>/<name>_<time>.mp4 (with
+the original audio) and .gif; where the real frames exist they are shown on
+the left and the prediction on the right, and the frames are listed with
+their PSNR. With no real future (the end of the file) there is no sound for
+the predicted frames either, so the model runs with the sound switched off.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import dm_pix as pix
+import jax.numpy as jnp
+import numpy as np
+
+from mirai_jax import evaluate
+from mirai_jax.data import dataset
+from mirai_jax.data import pipeline
+from mirai_jax.data import tokens as tokens_lib
+from mirai_jax.data import video_io
+from mirai_jax.data import visualize
+from mirai_jax.train import mesh as mesh_lib
+
+
+def _default_video(config, workdir: str) -> str:
+  """The first test episode of the dataset (what the demo continues)."""
+  episodes, data_dir = dataset.data_paths(config, workdir)
+  builder = pipeline.dataset_builder(
+      data_dir, f'anime_clips/{config.data.builder_config}')
+  names = (builder.info.metadata or {}).get('split_episodes', {}).get('test')
+  if not names:
+    raise ValueError('set --config.predict.video=FILE (the dataset lists no '
+                     'test episode to use instead)')
+  return os.path.join(episodes, sorted(names)[0])
+
+
+def run(config, workdir: str) -> dict:
+  pc = config.predict
+  path = os.path.expanduser(pc.video) if pc.video else _default_video(config, workdir)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f'config.predict.video: no such file {path}')
+  # One device: a single clip does not divide over a mesh.
+  p = evaluate.Predictor(config, workdir, mesh_lib.make_mesh(1, 1))
+  spec = p.meta['clip_spec']
+  d = video_io.decode(path, spec['height'], spec['width'],
+                      resize=spec['resize'], fps=spec.get('fps') or None,
+                      sample_rate=spec['sample_rate'])
+  n, f, c0 = len(d.frames), p.frames, p.context
+  if n < c0:
+    raise ValueError(f'{path}: {n} frames, fewer than the {c0} context '
+                     'frames the model needs')
+  if pc.start < 0:
+    k0 = n - c0
+  else:
+    k0 = int(round(pc.start * d.fps)) - c0
+    if k0 < 0 or k0 + c0 > n:
+      raise ValueError(
+          f'config.predict.start={pc.start}: {path} has {n} frames '
+          f'({float(n / d.fps):.2f} s) and the model needs {c0} frames before '
+          f'the start; use a start between {float(c0 / d.fps):.2f} and '
+          f'{float(n / d.fps):.2f} s, or -1 for the end of the file')
+  real = d.frames[k0:k0 + f]
+  has_future = len(real) == f
+  if not has_future:  # the tokenizer is frame-causal: padding is never read
+    real = np.concatenate([real, np.repeat(real[-1:], f - len(real), 0)])
+  audio = np.zeros(tokens_lib.audio_len(p.meta), np.int16)
+  span = d.audio_span(k0, k0 + f)[:len(audio)]
+  audio[:len(span)] = span
+  use_audio = bool(d.audio is not None and has_future)
+  fps = jnp.asarray([float(d.fps)], jnp.float32)
+  idx = p.tokens(jnp.asarray(real[None]))
+  feats = p.audio_features(jnp.asarray(audio[None]), fps,
+                           jnp.asarray([use_audio]))
+  pred = np.array(p.predict(idx, feats))[0]
+  pred[:c0] = real[:c0] / 255.0  # the context is shown as it was
+  frames = pred
+  result = dict(video=path, start_frame=k0 + c0, context_frames=c0,
+                predicted_frames=f - c0, audio=use_audio,
+                fps=f'{d.fps.numerator}/{d.fps.denominator}')
+  if has_future:
+    frames = np.concatenate([real / 255.0, pred], axis=2)  # real | predicted
+    psnr = pix.psnr(jnp.asarray(real[c0:] / 255.0, jnp.float32),
+                    jnp.asarray(pred[c0:], jnp.float32))
+    result['psnr_per_frame'] = [round(float(x), 2) for x in psnr]
+  out = os.path.expanduser(pc.out) or os.path.join(workdir, 'predict')
+  os.makedirs(out, exist_ok=True)
+  stem = os.path.join(out, f'{os.path.splitext(os.path.basename(path))[0]}_'
+                           f'{float((k0 + c0) / d.fps):.2f}s')
+  frames = visualize.to_uint8(np.clip(frames, 0, 1))
+  frames = np.repeat(np.repeat(frames, pc.scale, 1), pc.scale, 2)
+  visualize.write_mp4(stem + '.mp4', frames, float(d.fps),
+                      d.audio_span(k0, k0 + f) if d.audio is not None else None,
+                      spec['sample_rate'])
+  visualize.write_gif(stem + '.gif', frames, float(d.fps))
+  result['files'] = [stem + '.mp4', stem + '.gif']
+  with open(stem + '.json', 'w') as fh:
+    json.dump(result, fh, indent=1)
+  print(f"predict: {c0} frames of {path} before {float((k0 + c0) / d.fps):.2f} s "
+        f"-> {f - c0} predicted frames ({'with' if use_audio else 'without'} "
+        f"sound){' beside the real ones' if has_future else ''}: "
+        f"{stem}.mp4, {stem}.gif", flush=True)
+  return result

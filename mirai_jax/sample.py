@@ -1,0 +1,111 @@
+"""Sampling from the transformer: one jit-compiled loop with a KV cache.
+
+The known tokens (the first `order.num_known` of the sequence) go through the
+model in one prefill call; then `lax.fori_loop` generates one position per
+iteration, reading only the new input and the cached keys/values. Position i
+is drawn with the key `fold_in(rng, i)`, so a seed gives the same tokens
+whatever the batch layout, and the uncached reference loop (kept for tests
+and the benchmark) draws exactly what the cached one does.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mirai_jax.tasks import Order
+
+
+def filter_logits(logits: jax.Array, top_k: int = 0, top_p: float = 1.0
+                  ) -> jax.Array:
+  """Logits outside the top k / the top-p nucleus set to -inf."""
+  if top_k:
+    kth = jax.lax.top_k(logits, top_k)[0][..., -1:]
+    logits = jnp.where(logits < kth, -jnp.inf, logits)
+  if top_p < 1.0:
+    s = jnp.sort(logits, axis=-1)[..., ::-1]
+    probs = jax.nn.softmax(s, axis=-1)
+    keep = (jnp.cumsum(probs, axis=-1) - probs) < top_p  # at least the best
+    cutoff = jnp.min(jnp.where(keep, s, jnp.inf), axis=-1, keepdims=True)
+    logits = jnp.where(logits < cutoff, -jnp.inf, logits)
+  return logits
+
+
+def choose(rng, logits, temperature: float, top_k: int, top_p: float):
+  """(B, V) logits -> (B,) tokens; temperature 0 is greedy."""
+  if temperature == 0:
+    return jnp.argmax(logits, -1).astype(jnp.int32)
+  logits = filter_logits(logits / temperature, top_k, top_p)
+  return jax.random.categorical(rng, logits, -1).astype(jnp.int32)
+
+
+def inputs(seq: jax.Array, order: Order, bos: int):
+  """The model inputs of a full sequence: (prev tokens, prev pos, target pos)."""
+  coords = jnp.asarray(order.coords)
+  prev = jnp.concatenate([jnp.full_like(seq[:, :1], bos), seq[:, :-1]], 1)
+  prev_pos = jnp.concatenate([jnp.zeros_like(coords[:1]), coords[:-1]], 0)
+  return prev, prev_pos, coords
+
+
+def generate(model, params, seq, order: Order, audio=None, rng=None, *,
+             temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+             cache_dtype=jnp.float32):
+  """seq (B, N) in reading order, known part filled -> (B, N) completed.
+
+  Positions < order.num_known are never written.
+  """
+  rng = jax.random.key(0) if rng is None else rng
+  b, n = seq.shape
+  k = order.num_known
+  seq = seq.astype(jnp.int32)
+  prev, prev_pos, pos = inputs(seq, order, model.codebook_size)
+  cache = model.init_cache(b, n, cache_dtype)
+  pick = functools.partial(choose, temperature=temperature, top_k=top_k,
+                           top_p=top_p)
+  logits, cache = model.apply(params, prev[:, :k + 1], prev_pos[:k + 1],
+                              pos[:k + 1], audio, cache, 0,
+                              method=model.decode)
+  seq = seq.at[:, k].set(pick(jax.random.fold_in(rng, k), logits[:, -1]))
+
+  def body(i, carry):
+    seq, cache = carry
+    logits, cache = model.apply(
+        params, jax.lax.dynamic_slice_in_dim(seq, i - 1, 1, 1),
+        jax.lax.dynamic_slice_in_dim(prev_pos, i, 1, 0),
+        jax.lax.dynamic_slice_in_dim(pos, i, 1, 0), audio, cache, i,
+        method=model.decode)
+    tok = pick(jax.random.fold_in(rng, i), logits[:, 0])
+    return jax.lax.dynamic_update_slice_in_dim(seq, tok[:, None], i, 1), cache
+
+  seq, _ = jax.lax.fori_loop(k + 1, n, body, (seq, cache))
+  return seq
+
+
+def generate_uncached(model, params, seq, order: Order, audio=None, rng=None,
+                      *, temperature: float = 1.0, top_k: int = 0,
+                      top_p: float = 1.0):
+  """The same draws as `generate`, running the whole sequence every step."""
+  rng = jax.random.key(0) if rng is None else rng
+  seq = seq.astype(jnp.int32)
+  _, prev_pos, pos = inputs(seq, order, model.codebook_size)
+  pick = functools.partial(choose, temperature=temperature, top_k=top_k,
+                           top_p=top_p)
+
+  def body(i, seq):
+    prev = inputs(seq, order, model.codebook_size)[0]
+    logits = model.apply(params, prev, prev_pos, pos, audio)
+    logits = jax.lax.dynamic_index_in_dim(logits, i, 1, keepdims=False)
+    tok = pick(jax.random.fold_in(rng, i), logits)
+    return jax.lax.dynamic_update_slice_in_dim(seq, tok[:, None], i, 1)
+
+  return jax.lax.fori_loop(order.num_known, seq.shape[1], body, seq)
+
+
+def known_sequence(tokens: np.ndarray | jax.Array, order: Order):
+  """(B, T, H, W) tokens -> (B, N) reading order with the unknown part zeroed."""
+  seq = order.to_sequence(tokens)
+  keep = np.arange(seq.shape[1]) < order.num_known
+  return jnp.where(keep, seq, 0).astype(jnp.int32)

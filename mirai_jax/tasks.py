@@ -1,0 +1,80 @@
+"""Tasks as sets of known token positions over a (T, H, W) token grid.
+
+Every job is the same transformer reading the known tokens first and then
+generating the rest (MAGVIT / scenic style: one model, many masks):
+
+  continue      the first `context` time steps are known (MIRAI: next frames)
+  interpolate   the first `context` steps and the last step are known (GANime)
+  outpaint      the centre columns of every step are known (GANIME: 4:3 -> 16:9)
+
+`Order` turns a mask into the sequence the model reads: known positions in
+raster order, then unknown ones in raster order (time-major, so a
+continuation is generated frame after frame).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+TASKS = ('continue', 'interpolate', 'outpaint')
+
+
+def known_mask(task: str, grid, context: int = 1, keep_cols: int = 0
+               ) -> np.ndarray:
+  """(T, H, W) bool: True where the token is given."""
+  t, h, w = grid
+  known = np.zeros(grid, bool)
+  if task == 'continue':
+    if not 0 < context < t:
+      raise ValueError(f'context={context} must be between 1 and {t - 1} '
+                       f'time steps of the {t}-step token grid')
+    known[:context] = True
+  elif task == 'interpolate':
+    if not 0 < context < t - 1:
+      raise ValueError(f'interpolation needs 1 <= context <= {t - 2}, got '
+                       f'{context}')
+    known[:context] = True
+    known[-1] = True
+  elif task == 'outpaint':
+    keep = keep_cols or round(w * 3 / 4)  # a 4:3 centre inside 16:9
+    if not 0 < keep < w:
+      raise ValueError(f'outpaint keeps 1..{w - 1} centre columns, got {keep}')
+    lo = (w - keep) // 2
+    known[:, :, lo:lo + keep] = True
+  else:
+    raise ValueError(f'unknown task {task!r}; known: {TASKS}')
+  return known
+
+
+@dataclasses.dataclass(frozen=True)
+class Order:
+  """A reading order of the grid: perm[i] is the flat index read i-th."""
+  grid: tuple[int, int, int]
+  perm: np.ndarray  # (N,) int
+  num_known: int
+
+  @classmethod
+  def from_mask(cls, known: np.ndarray) -> 'Order':
+    flat = known.reshape(-1)
+    perm = np.concatenate([np.flatnonzero(flat), np.flatnonzero(~flat)])
+    return cls(tuple(known.shape), perm.astype(np.int32), int(flat.sum()))
+
+  @property
+  def coords(self) -> np.ndarray:
+    """(N, 3) (time, row, col) of each position in reading order."""
+    return np.stack(np.unravel_index(self.perm, self.grid), -1).astype(np.int32)
+
+  def to_sequence(self, tokens):
+    """(B, T, H, W) -> (B, N) in reading order (numpy or jax)."""
+    return tokens.reshape(tokens.shape[0], -1)[:, self.perm]
+
+  def to_grid(self, seq):
+    """(B, N) in reading order -> (B, T, H, W)."""
+    inv = np.argsort(self.perm)
+    return seq[:, inv].reshape(seq.shape[0], *self.grid)
+
+
+def make_order(task: str, grid, context: int = 1, keep_cols: int = 0) -> Order:
+  return Order.from_mask(known_mask(task, grid, context, keep_cols))

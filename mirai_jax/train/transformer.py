@@ -1,0 +1,316 @@
+"""Stage 3: train the audio-conditioned transformer (`--mode=transformer`).
+
+Reads the token records of `tokenize` (never pixels). Each step takes a
+random window of `transformer.frames` latent steps from every clip, reads it
+in the task's order (known tokens first) and trains next-token prediction
+with the loss on the unknown tokens only. Audio is dropped for a fraction of
+the clips so that one model also runs without sound.
+
+Reads top to bottom: mesh, input, model and optimiser, shardings, update
+step, checkpoint restore, validation, train loop. Everything lands in
+<workdir>/transformer: checkpoints/, metrics.jsonl, tb/, validation.json.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import time
+from typing import Any
+
+from absl import logging
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from mirai_jax import sample
+from mirai_jax import tasks
+from mirai_jax import tokenize
+from mirai_jax.data import pipeline
+from mirai_jax.data import tokens as tokens_lib
+from mirai_jax.models import transformer as transformer_lib
+from mirai_jax.train import checkpoint
+from mirai_jax.train import mesh as mesh_lib
+from mirai_jax.train import metrics as metrics_lib
+from mirai_jax.train import optim
+
+
+@flax.struct.dataclass
+class State:
+  step: jax.Array
+  params: Any
+  opt_state: Any
+  ema_params: Any
+  nonfinite: jax.Array  # steps whose loss or gradients were not finite
+
+
+def workdir_of(workdir: str) -> str:
+  return os.path.join(workdir, 'transformer')
+
+
+def meta_from_config(config) -> dict:
+  """The token-record description `tokenize` would write for this config
+  (grid, codebook, clip spec), for benchmarks that need no dataset."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  from tfds_builders.anime_clips import CONFIGS  # pylint: disable=g-import-not-at-top
+  spec = {c.name: c.clip for c in CONFIGS}[config.data.builder_config]
+  t = config.tokenizer
+  codes = (int(np.prod(t.fsq_levels)) if t.quantizer == 'fsq' else t.vq_codes)
+  rate = 24000 / 1001
+  return dict(grid=[spec.frames // t.temporal, spec.height // t.spatial,
+                    spec.width // t.spatial], codebook_size=codes,
+              clip_spec=dataclasses.asdict(spec), temporal=t.temporal,
+              audio_len=int(np.ceil(spec.frames * spec.sample_rate / rate)))
+
+
+def make_model(config, meta: dict) -> transformer_lib.Transformer:
+  cfg = config.transformer
+  _, h, w = meta['grid']
+  return transformer_lib.Transformer(
+      codebook_size=meta['codebook_size'], grid=(cfg.frames, h, w),
+      width=cfg.width, depth=cfg.depth, heads=cfg.heads,
+      mlp_ratio=cfg.mlp_ratio, dropout=cfg.dropout,
+      audio_channels=cfg.audio_channels, audio_layers=cfg.audio_layers,
+      dtype=jnp.bfloat16 if cfg.mixed_precision else jnp.float32)
+
+
+def make_order(config, meta: dict) -> tasks.Order:
+  cfg = config.transformer
+  _, h, w = meta['grid']
+  return tasks.make_order(cfg.task, (cfg.frames, h, w), cfg.context)
+
+
+def check(config, meta: dict) -> None:
+  """Config errors that would otherwise surface deep inside a jit trace."""
+  cfg = config.transformer
+  clip_steps = meta['grid'][0]
+  if not 0 < cfg.frames <= clip_steps:
+    raise ValueError(f'config.transformer.frames={cfg.frames} must be 1..'
+                     f'{clip_steps}, the latent steps of a tokenized clip')
+  if cfg.width % cfg.heads:
+    raise ValueError(f'config.transformer.width={cfg.width} must be a multiple '
+                     f'of transformer.heads={cfg.heads}')
+
+
+def audio_features(model, params, batch, meta, use_audio):
+  """(B, clip latent steps, width) features of each clip's whole soundtrack."""
+  spec = meta['clip_spec']
+  return model.apply(params, batch['audio'], batch['fps'], spec['sample_rate'],
+                     meta.get('temporal', 1), meta['grid'][0], use_audio,
+                     method=model.audio_features)
+
+
+def window(x: jax.Array, starts: jax.Array, frames: int) -> jax.Array:
+  """Per-example window [start, start + frames) along axis 1."""
+  return jax.vmap(lambda v, s: jax.lax.dynamic_slice_in_dim(v, s, frames, 0)
+                  )(x, starts)
+
+
+def loss_fn(model, params, batch, meta, order, starts, use_audio, *,
+            train=False, rng=None, shuffle_audio=False):
+  """Mean cross-entropy and accuracy over the unknown tokens of the windows."""
+  frames = model.grid[0]
+  feats = audio_features(model, params, batch, meta, use_audio)
+  if shuffle_audio:  # each clip gets the soundtrack of another clip
+    feats = jnp.roll(feats, feats.shape[0] // 2, axis=0)
+  seq = order.to_sequence(window(batch['tokens'], starts, frames))
+  prev, prev_pos, pos = sample.inputs(seq, order, model.codebook_size)
+  logits = model.apply(params, prev, prev_pos, pos,
+                       window(feats, starts, frames), train=train,
+                       rngs={'dropout': rng} if train else None)
+  k = order.num_known
+  ce = optax.softmax_cross_entropy_with_integer_labels(logits[:, k:], seq[:, k:])
+  acc = jnp.mean(jnp.argmax(logits[:, k:], -1) == seq[:, k:])
+  return jnp.mean(ce), acc
+
+
+def setup(config, meta: dict):
+  """(model, order, optimiser, make_state), also used to restore."""
+  cfg = config.transformer
+  check(config, meta)
+  model = make_model(config, meta)
+  order = make_order(config, meta)
+  tx = optim.optimizer(cfg)
+  clip_steps, h, w = meta['grid']
+  n_audio = tokens_lib.audio_len(meta)
+
+  def init(module):
+    b = 1
+    feats = module.audio_features(
+        jnp.zeros((b, n_audio), jnp.int16), jnp.full((b,), 24.0),
+        meta['clip_spec']['sample_rate'], meta.get('temporal', 1), clip_steps,
+        jnp.ones((b,), bool))
+    seq = jnp.zeros((b, order.perm.size), jnp.int32)
+    return module(*sample.inputs(seq, order, module.codebook_size),
+                  feats[:, :cfg.frames])
+
+  def make_state(rng):
+    params = model.init(rng, method=init)
+    return State(step=jnp.zeros((), jnp.int32), params=params,
+                 opt_state=tx.init(params), ema_params=params,
+                 nonfinite=jnp.zeros((), jnp.int32))
+
+  return model, order, tx, make_state
+
+
+def make_update(config, model, order, tx, meta):
+  cfg = config.transformer
+  base_rng = jax.random.key(config.seed)
+  clip_steps = meta['grid'][0]
+
+  def update(state: State, batch: dict) -> tuple[State, dict]:
+    rng = jax.random.fold_in(base_rng, state.step)
+    r_start, r_audio, r_drop = jax.random.split(rng, 3)
+    b = batch['tokens'].shape[0]
+    starts = jax.random.randint(r_start, (b,), 0, clip_steps - cfg.frames + 1)
+    use_audio = batch['has_audio'] & (
+        jax.random.uniform(r_audio, (b,)) >= cfg.audio_dropout)
+    (loss, acc), grads = jax.value_and_grad(
+        lambda p: loss_fn(model, p, batch, meta, order, starts, use_audio,
+                          train=True, rng=r_drop), has_aux=True)(state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    new = state.replace(params=params, opt_state=opt_state,
+                        ema_params=optim.ema(state.ema_params, params, cfg.ema))
+    grad_norm = optax.tree.norm(grads)
+    # The update too: a bad schedule or optimiser state poisons it on its own.
+    ok = (jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+          & jnp.isfinite(optax.tree.norm(updates)))
+    new = optim.keep_if_finite(ok, new, state)
+    new = new.replace(step=state.step + 1,
+                      nonfinite=state.nonfinite + (~ok).astype(jnp.int32))
+    return new, dict(loss=loss, accuracy=acc, grad_norm=grad_norm,
+                     lr=optim.schedule(cfg)(state.step))
+
+  return update
+
+
+def restore_for_inference(config, workdir: str, meta: dict, mesh):
+  """(model, order, EMA params, step) of the latest transformer checkpoint."""
+  model, order, _, make_state = setup(config, meta)
+  abstract = jax.eval_shape(make_state, jax.random.key(0))
+  ckpt = checkpoint.Checkpoints(os.path.join(workdir_of(workdir), 'checkpoints'))
+  if ckpt.latest_step() is None:
+    raise FileNotFoundError(
+        f'no transformer checkpoint in {ckpt.directory}: train it first with '
+        '--mode=transformer')
+  state, step = ckpt.restore(checkpoint.abstract(
+      abstract, mesh_lib.param_shardings(abstract, mesh)))
+  ckpt.close()
+  return model, order, state.ema_params, step
+
+
+def train_and_evaluate(config, workdir: str) -> dict:
+  cfg = config.transformer
+  out = workdir_of(workdir)
+  token_dir = tokenize.tokens_dir(workdir)
+  meta = tokens_lib.read_meta(token_dir)
+
+  # ---------------------------------------------------------------- Mesh
+  mesh = mesh_lib.make_mesh(config.mesh.fsdp, config.mesh.devices)
+  for name in ('batch_size', 'eval_batch_size'):
+    if getattr(cfg, name) % mesh.size:
+      raise ValueError(f'config.transformer.{name}={getattr(cfg, name)} does '
+                       f'not divide over the {mesh.size} devices of the mesh; '
+                       f'use a multiple of {mesh.size}')
+
+  # ------------------------------------------------------ Input pipeline
+  train_iter = iter(tokens_lib.make_loader(
+      token_dir, 'train', global_batch_size=cfg.batch_size, seed=config.seed,
+      worker_count=config.input.worker_count))
+
+  # ---------------------------------------------- Model & optimiser
+  model, order, tx, make_state = setup(config, meta)
+
+  # --------------------------------------------------- Shard & transfer
+  abstract_state = jax.eval_shape(make_state, jax.random.key(0))
+  state_sharding = mesh_lib.param_shardings(abstract_state, mesh)
+  make_state = jax.jit(make_state, out_shardings=state_sharding)
+
+  # -------------------------------------------------------- Update step
+  update = jax.jit(make_update(config, model, order, tx, meta),
+                   donate_argnums=0,
+                   out_shardings=(state_sharding, mesh_lib.replicated(mesh)))
+
+  # -------------------------------------------------- Load checkpoint
+  ckpt = checkpoint.Checkpoints(os.path.join(out, 'checkpoints'), cfg.keep)
+  if ckpt.latest_step() is not None:
+    state, start = ckpt.restore(
+        checkpoint.abstract(abstract_state, state_sharding), train_iter)
+  else:
+    state, start = make_state(jax.random.key(config.seed)), 0
+  writer = metrics_lib.Writer(out, cfg.steps, 'transformer')
+  n_params = sum(x.size for x in jax.tree.leaves(state.params))
+  logging.info('transformer: %.2fM parameters, %d tokens per window (%d '
+               'known), mesh %s, start step %d', n_params / 1e6,
+               order.perm.size, order.num_known, dict(mesh.shape), start)
+
+  def check_finite(step):
+    if int(state.nonfinite):
+      raise FloatingPointError(
+          f'transformer: the loss or its gradients became NaN/inf (by step '
+          f'{step}); stopped. Those steps were not applied, and the last good '
+          f'checkpoint (step {ckpt.latest_step()}) in {ckpt.directory} is '
+          'intact. Lower config.transformer.lr or raise grad_clip, then rerun.')
+
+  # ------------------------------------------------------------- Evals
+  @jax.jit
+  def val_losses(params, batch):
+    starts = jnp.zeros(batch['tokens'].shape[0], jnp.int32)
+    on, off = batch['has_audio'], jnp.zeros_like(batch['has_audio'])
+    run = lambda **kw: loss_fn(model, params, batch, meta, order, starts, **kw)
+    return dict(zip(('loss', 'accuracy'), run(use_audio=on)),
+                loss_mismatched_audio=run(use_audio=on, shuffle_audio=True)[0],
+                loss_no_audio=run(use_audio=off)[0])
+
+  def validate(step):
+    loader = tokens_lib.make_loader(token_dir, 'validation', shuffle=False,
+                                    global_batch_size=cfg.eval_batch_size,
+                                    num_epochs=1)
+    sums = [val_losses(state.ema_params, pipeline.to_global(b, mesh))
+            for b in itertools.islice(loader, cfg.eval_batches)]
+    if not sums:
+      raise ValueError('the validation split has fewer token records than '
+                       f'one batch ({cfg.eval_batch_size}); lower '
+                       'config.transformer.eval_batch_size')
+    result = {k: float(np.mean([s[k] for s in sums])) for k in sums[0]}
+    writer.scalars(step, {f'val/{k}': v for k, v in result.items()})
+    result = dict(step=step, **result)
+    if jax.process_index() == 0:
+      with open(os.path.join(out, 'validation.json'), 'w') as f:
+        json.dump(result, f, indent=1)
+    print(f"transformer val step {step}: loss {result['loss']:.4f} (mismatched "
+          f"audio {result['loss_mismatched_audio']:.4f}, no audio "
+          f"{result['loss_no_audio']:.4f}), accuracy {result['accuracy']:.3f}",
+          flush=True)
+    return result
+
+  # -------------------------------------------------------- Train loop
+  result = {}
+  try:
+    t0 = time.time()
+    for step in range(start, cfg.steps):
+      batch = pipeline.to_global(next(train_iter), mesh)
+      state, m = update(state, batch)
+      done = step + 1
+      if done % cfg.log_every == 0 or done == cfg.steps:
+        check_finite(done)
+        values = writer.scalars(done, {f'train/{k}': v for k, v in m.items()})
+        writer.progress(done, {k.split('/')[1]: v for k, v in values.items()
+                               if k in ('train/loss', 'train/accuracy')})
+      if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+        check_finite(done)
+        ckpt.save(done, state, train_iter, config.to_dict())
+      if cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.steps):
+        result = validate(done)
+    if start >= cfg.steps:
+      result = validate(start)
+    logging.info('transformer: %d steps in %.0f s', cfg.steps - start,
+                 time.time() - t0)
+  finally:
+    ckpt.close()
+    writer.close()
+  return result

@@ -1,0 +1,291 @@
+"""Stage 3: the transformer, its KV-cache sampler, tasks, and its training
+machinery on 4 fake CPU devices (sharding, resume, NaN guard)."""
+
+import json
+import os
+import shutil
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import helpers
+from mirai_jax import sample
+from mirai_jax import tasks
+from mirai_jax.data import tokens as tokens_lib
+from mirai_jax.models import audio as audio_lib
+from mirai_jax.models import transformer as transformer_lib
+from mirai_jax.train import checkpoint
+from mirai_jax.train import mesh as mesh_lib
+from mirai_jax.train import transformer as train_transformer
+
+GRID = (4, 3, 3)
+V = 37
+SR = 16000
+
+
+def _model(**kw):
+  return transformer_lib.Transformer(codebook_size=V, grid=GRID, width=32,
+                                     depth=2, heads=4, audio_channels=16, **kw)
+
+
+def _init(model, order, b=2, steps=GRID[0]):
+  def fn(m):
+    feats = m.audio_features(jnp.zeros((b, 4000), jnp.int16),
+                             jnp.full((b,), 24.0), SR, 1, steps,
+                             jnp.ones((b,), bool))
+    seq = jnp.zeros((b, order.perm.size), jnp.int32)
+    return m(*sample.inputs(seq, order, V), feats)
+  return model.init(jax.random.key(1), method=fn)
+
+
+def _audio(model, params, pcm, use=True):
+  b = pcm.shape[0]
+  return model.apply(params, jnp.asarray(pcm), jnp.full((b,), 24.0), SR, 1,
+                     GRID[0], jnp.full((b,), use), method=model.audio_features)
+
+
+def _pcm(seed, b=3, n=4000):
+  rng = np.random.default_rng(seed)
+  env = rng.uniform(0, 1, (b, n // 400)).repeat(400, 1)  # loudness per 25 ms
+  return (env * rng.normal(0, 8000, (b, n))).astype(np.int16)
+
+
+def _tokens(seed, b=3):
+  return np.random.default_rng(seed).integers(0, V, (b, *GRID))
+
+
+@pytest.mark.parametrize('task', tasks.TASKS)
+def test_cached_greedy_decoding_equals_uncached(task):
+  model = _model()
+  order = tasks.make_order(task, GRID, context=2)
+  params = _init(model, order)
+  feats = _audio(model, params, _pcm(0))
+  known = sample.known_sequence(_tokens(0), order)
+  for kw in (dict(temperature=0.0), dict(temperature=1.0, top_k=5, top_p=0.9)):
+    a = jax.jit(lambda p, s, f: sample.generate(model, p, s, order, f,
+                                                jax.random.key(7), **kw))(
+                                                    params, known, feats)
+    b = jax.jit(lambda p, s, f: sample.generate_uncached(
+        model, p, s, order, f, jax.random.key(7), **kw))(params, known, feats)
+    np.testing.assert_array_equal(a, b)
+    # Known positions are never written; the rest is filled with real codes.
+    k = order.num_known
+    np.testing.assert_array_equal(a[:, :k], known[:, :k])
+    assert (np.asarray(a[:, k:]) >= 0).all() and (np.asarray(a[:, k:]) < V).all()
+
+
+def test_sampling_is_deterministic_per_seed_and_varies_across_seeds():
+  model = _model()
+  order = tasks.make_order('continue', GRID, context=1)
+  params = _init(model, order)
+  known = sample.known_sequence(_tokens(1), order)
+  run = lambda seed: np.asarray(sample.generate(
+      model, params, known, order, None, jax.random.key(seed), temperature=1.0))
+  np.testing.assert_array_equal(run(3), run(3))
+  assert (run(3) != run(4)).any()
+
+
+def test_the_future_never_leaks_into_earlier_logits():
+  model = _model()
+  order = tasks.make_order('continue', GRID, context=1)
+  params = _init(model, order)
+  seq = order.to_sequence(_tokens(2))
+  logits = lambda s: np.asarray(model.apply(params, *sample.inputs(
+      jnp.asarray(s), order, V)))
+  j = 20
+  changed = seq.copy()
+  changed[:, j] = (changed[:, j] + 1) % V
+  a, b = logits(seq), logits(changed)
+  # Input j + 1 carries token j: outputs 0..j are untouched, j + 1 is not.
+  np.testing.assert_allclose(a[:, :j + 1], b[:, :j + 1], atol=1e-6)
+  assert np.abs(a[:, j + 1] - b[:, j + 1]).max() > 1e-4
+
+
+def test_the_audio_changes_the_logits_at_its_own_time_step():
+  model = _model()
+  order = tasks.make_order('continue', GRID, context=1)
+  params = _init(model, order)
+  seq = jnp.asarray(order.to_sequence(_tokens(3)))
+  pcm = _pcm(3)
+  logits = lambda f: np.asarray(model.apply(
+      params, *sample.inputs(seq, order, V), f))
+  base = logits(_audio(model, params, pcm))
+  assert np.abs(base - logits(_audio(model, params, pcm[::-1]))).max() > 1e-3
+  assert np.abs(base - logits(_audio(model, params, pcm, use=False))).max() > 1e-3
+  # Sound after step 1 changes nothing for targets at steps 0 and 1.
+  later = pcm.copy()
+  # Past step 1 by the STFT half-window and the encoder convs (4 x 10 ms).
+  cut = int(2 / 24 * SR) + 256 + 4 * 160 + 1
+  later[:, cut:] = 0
+  steps = order.coords[:, 0]
+  moved = logits(_audio(model, params, later))
+  np.testing.assert_allclose(base[:, steps <= 1], moved[:, steps <= 1],
+                             atol=1e-5)
+  assert np.abs(base[:, steps == 3] - moved[:, steps == 3]).max() > 1e-4
+
+
+def test_audio_features_follow_each_latent_step():
+  # Loud frame k and silence elsewhere: only step k's mel energy rises.
+  pcm = np.zeros((1, SR), np.int16)
+  fps, k = 24.0, 5
+  a, b = int(k / fps * SR), int((k + 1) / fps * SR)
+  pcm[0, a:b] = (np.sin(np.arange(b - a) * 0.3) * 20000).astype(np.int16)
+  mel = audio_lib.log_mel(jnp.asarray(pcm), SR)
+  w = audio_lib.frame_to_step(mel.shape[1], 160, SR, jnp.asarray([fps]), 1, 24)
+  per_step = np.asarray(jnp.einsum('bmn,bmt->bt', mel, w))[0]
+  assert per_step.argmax() == k
+  assert per_step[k] > per_step[k - 2] + 5 and per_step[k] > per_step[k + 2] + 5
+  fb = audio_lib.mel_filterbank(SR, 512, 64)
+  assert fb.shape == (257, 64) and (fb.sum(0) > 0).all()
+
+
+def test_task_masks_and_orders():
+  grid = (5, 2, 8)
+  order = tasks.make_order('continue', grid, context=2)
+  assert order.num_known == 2 * 16
+  assert (order.coords[:order.num_known, 0] < 2).all()
+  x = np.arange(2 * np.prod(grid)).reshape(2, *grid)
+  np.testing.assert_array_equal(order.to_grid(order.to_sequence(x)), x)
+  inter = tasks.known_mask('interpolate', grid, context=1)
+  assert inter[0].all() and inter[-1].all() and not inter[1:-1].any()
+  out = tasks.known_mask('outpaint', grid)
+  assert out[:, :, 1:7].all() and not out[:, :, [0, 7]].any()
+  with pytest.raises(ValueError, match='context=5'):
+    tasks.known_mask('continue', grid, context=5)
+  with pytest.raises(ValueError, match='unknown task'):
+    tasks.known_mask('zoom', grid)
+
+
+def test_top_k_and_top_p_filters():
+  logits = jnp.log(jnp.asarray([[0.5, 0.3, 0.15, 0.05]]))
+  k2 = np.asarray(sample.filter_logits(logits, top_k=2))
+  assert np.isfinite(k2[0, :2]).all() and np.isinf(k2[0, 2:]).all()
+  p = np.asarray(sample.filter_logits(logits, top_p=0.7))
+  assert np.isfinite(p[0, :2]).all() and np.isinf(p[0, 2:]).all()
+  tiny = np.asarray(sample.filter_logits(logits, top_p=0.1))
+  assert np.isfinite(tiny[0, 0]) and np.isinf(tiny[0, 1:]).all()
+
+
+# ------------------------------------------------------ training machinery
+
+def write_fake_tokens(directory, grid=(6, 4, 4), codebook=50, counts=None):
+  """Token records whose next step copies the current one, with sound."""
+  os.makedirs(directory, exist_ok=True)
+  rng = np.random.default_rng(0)
+  counts = counts or dict(train=24, validation=8, test=8)
+  audio_len = int(np.ceil(grid[0] * SR / 24.0))
+  for split, n in counts.items():
+    w = tokens_lib.Writer(tokens_lib.shard_path(directory, split, 0, 1))
+    for i in range(n):
+      first = rng.integers(0, codebook, grid[1:])
+      t = np.repeat(first[None], grid[0], 0).astype(np.uint16)
+      w.write(dict(tokens=t, audio=rng.normal(0, 3000, audio_len).astype(np.int16),
+                   has_audio=True, episode=f'ep{i % 3}.mp4', start_frame=i * 10,
+                   shot=0, fps_num=24, fps_den=1, sample_rate=SR))
+    w.close()
+  tokens_lib.write_meta(directory, dict(
+      grid=list(grid), codebook_size=codebook, tokenizer_step=1,
+      clip_spec=dict(frames=grid[0], sample_rate=SR, height=16, width=16,
+                     resize='crop', fps=None),
+      splits=counts, temporal=1, audio_len=audio_len))
+
+
+def _config(**overrides):
+  config = helpers.demo_config()
+  t = config.transformer
+  t.frames, t.context, t.width, t.depth, t.heads = 4, 2, 32, 2, 4
+  t.audio_channels, t.batch_size, t.eval_batch_size = 16, 8, 4
+  t.log_every, t.checkpoint_every, t.eval_every, t.eval_batches = 1, 3, 6, 2
+  t.warmup_steps, t.steps = 2, 6
+  for k, v in overrides.items():
+    helpers._set(t, k, v)  # pylint: disable=protected-access
+  return config
+
+
+def _workdir(tmp_path, name):
+  workdir = str(tmp_path / name)
+  write_fake_tokens(os.path.join(workdir, 'tokens'))
+  return workdir
+
+
+def _losses(workdir):
+  with open(os.path.join(workdir, 'transformer', 'metrics.jsonl')) as f:
+    rows = [json.loads(l) for l in f]
+  return {r['step']: r['train/loss'] for r in rows if 'train/loss' in r}
+
+
+def _params(config, workdir):
+  meta = tokens_lib.read_meta(os.path.join(workdir, 'tokens'))
+  _, _, params, step = train_transformer.restore_for_inference(
+      config, workdir, meta, mesh_lib.make_mesh(1, 1))
+  return jax.device_get(params), step
+
+
+@pytest.fixture(scope='module')
+def reference(tmp_path_factory):
+  workdir = _workdir(tmp_path_factory.mktemp('tf'), 'ref')
+  result = train_transformer.train_and_evaluate(_config(), workdir)
+  return workdir, result
+
+
+def test_training_learns_and_validates(reference):
+  workdir, result = reference
+  losses = _losses(workdir)
+  assert sorted(losses) == [1, 2, 3, 4, 5, 6]
+  assert losses[6] < losses[1]
+  for k in ('loss', 'loss_mismatched_audio', 'loss_no_audio', 'accuracy'):
+    assert np.isfinite(result[k]), k
+  assert json.load(open(os.path.join(workdir, 'transformer',
+                                     'validation.json')))['step'] == 6
+
+
+def test_sharded_steps_equal_single_device_steps(reference, tmp_path):
+  ref = _losses(reference[0])
+  for devices, fsdp in ((1, 1), (4, 2)):
+    config = _config()
+    config.mesh.devices, config.mesh.fsdp = devices, fsdp
+    workdir = _workdir(tmp_path, f'd{devices}_f{fsdp}')
+    train_transformer.train_and_evaluate(config, workdir)
+    got = _losses(workdir)
+    np.testing.assert_allclose([got[s] for s in sorted(got)],
+                               [ref[s] for s in sorted(ref)], rtol=2e-5)
+
+
+def test_resume_continues_exactly(reference, tmp_path):
+  ref_dir = reference[0]
+  workdir = str(tmp_path / 'resumed')
+  shutil.copytree(ref_dir, workdir)
+  shutil.rmtree(os.path.join(workdir, 'transformer', 'checkpoints', '6'))
+  os.remove(os.path.join(workdir, 'transformer', 'metrics.jsonl'))
+  train_transformer.train_and_evaluate(_config(), workdir)
+  ref, got = _losses(ref_dir), _losses(workdir)
+  assert sorted(got) == [4, 5, 6]
+  assert [got[s] for s in (4, 5, 6)] == [ref[s] for s in (4, 5, 6)]
+  a, step_a = _params(_config(), ref_dir)
+  b, step_b = _params(_config(), workdir)
+  assert step_a == step_b == 6
+  jax.tree.map(np.testing.assert_array_equal, a, b)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(reference, tmp_path):
+  workdir = str(tmp_path / 'nan')
+  shutil.copytree(reference[0], workdir)
+  shutil.rmtree(os.path.join(workdir, 'transformer', 'checkpoints', '6'))
+  with pytest.raises(FloatingPointError, match='last good checkpoint .step 3.'):
+    train_transformer.train_and_evaluate(_config(lr=float('nan')), workdir)
+  ckpt = checkpoint.Checkpoints(os.path.join(workdir, 'transformer',
+                                             'checkpoints'))
+  assert ckpt.latest_step() == 3
+  ckpt.close()
+
+
+def test_bad_transformer_configs_are_explained(tmp_path):
+  workdir = _workdir(tmp_path, 'bad')
+  with pytest.raises(ValueError, match='transformer.frames=9'):
+    train_transformer.train_and_evaluate(_config(frames=9), workdir)
+  with pytest.raises(ValueError, match='batch_size=6 does not divide'):
+    train_transformer.train_and_evaluate(_config(batch_size=6), workdir)
+  with pytest.raises(FileNotFoundError, match='tokenize'):
+    train_transformer.train_and_evaluate(_config(), str(tmp_path / 'empty'))

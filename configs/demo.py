@@ -25,7 +25,7 @@ import ml_collections
 
 def get_config():
   c = ml_collections.ConfigDict()
-  c.stages = 'data,preview,tokenizer,tokenize'  # comma-separated, in order
+  c.stages = ('data,preview,tokenizer,tokenize,transformer,evaluate,predict')
 
   c.data = ml_collections.ConfigDict()
   # Folder of episode files (the TFDS manual dir); '' = <workdir>/episodes.
@@ -51,7 +51,10 @@ def get_config():
       temperature=0.0,  # 0 = greedy (best PSNR); try 1.0 with top_k=100
       top_k=0, top_p=1.0, seed=0))
   c.evaluate = ml_collections.ConfigDict(dict(
-      split='test', batch_size=16, max_clips=0))  # max_clips 0 = all
+      split='test', batch_size=16, max_clips=0,  # max_clips 0 = all
+      # Keep the true last frame's pixels where the model predicts no change
+      # (see evaluate.Predictor.predict); False shows the tokenizer's decoding.
+      paste_unchanged=False))
   c.predict = ml_collections.ConfigDict(dict(
       video='',  # '' = the first test episode of the dataset
       start=4.0,  # seconds of the first predicted frame; < 0 = file's end

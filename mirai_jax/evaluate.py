@@ -16,6 +16,8 @@ with dm-pix, pixels in [0, 1]) side by side with
 On synthetic episodes (their ground truth JSON beside the episode folder) the
 MSE inside the talking mouth's box is reported too: the mouth follows the
 loudness of the speech, so there the future is predictable only from sound.
+With evaluate.paste_unchanged the model's frames keep the true last frame
+wherever it predicts an unchanged token (copy_last_tokens is then copy_last).
 Writes <workdir>/evaluate/<split>.json and prints a table.
 """
 
@@ -98,9 +100,41 @@ class Predictor:
   def audio_features(self, pcm, fps, use_audio):
     return self._features(pcm, fps, use_audio)
 
-  def predict(self, idx, feats):
-    """Token grids (only the known part is read) -> predicted frames in [0, 1]."""
-    return self._decode(self._generate(idx, feats))
+  def generate(self, idx, feats):
+    """Token grids (only the known part is read) -> completed token grids."""
+    return self._generate(idx, feats)
+
+  def predict(self, idx, feats, real=None):
+    """Predicted frames in [0, 1] (numpy). With the true context frames
+    `real` (uint8 or [0, 1]) and config.evaluate.paste_unchanged, every
+    token predicted equal to the last known step's token at its place shows
+    the last true frame's pixels there (a codec's skip block): the tokenizer's
+    loss then only touches what the model says has changed."""
+    out = self._generate(idx, feats)
+    frames = np.array(self._decode(out))
+    if real is not None and self.config.evaluate.paste_unchanged:
+      frames = paste_unchanged(frames, np.asarray(out), real,
+                               self.config.transformer.context, self.temporal)
+    return frames
+
+
+def paste_unchanged(frames, toks, real, context: int, temporal: int):
+  """frames (B, T, H, W, 3) in [0, 1]; toks (B, steps, h, w) -> frames with
+  the last context frame pasted where a later step repeats the last context
+  step's token."""
+  real = np.asarray(real, np.float32)
+  if real.max() > 1.0:
+    real = real / 255.0
+  last = real[:, context * temporal - 1]  # (B, H, W, 3)
+  same = toks[:, context:] == toks[:, context - 1:context]  # (B, s, h, w)
+  b, s, h, w = same.shape
+  big = np.repeat(np.repeat(same, frames.shape[2] // h, 2),
+                  frames.shape[3] // w, 3)  # (B, s, H, W)
+  big = np.repeat(big, temporal, 1)[..., None]
+  out = frames.copy()
+  out[:, context * temporal:] = np.where(big, last[:, None],
+                                         frames[:, context * temporal:])
+  return out
 
 
 def mouth_boxes(truth: dict, spec: dict, start: int, count: int) -> np.ndarray:
@@ -219,11 +253,13 @@ def run(config, workdir: str) -> dict:
         no_audio=p.audio_features(g(stack(rows_p, 'audio')), fps,
                                   g(np.zeros_like(has))))
     for k in VARIANTS:
-      outputs[k] = np.asarray(p.predict(idx, feats[k]))
+      outputs[k] = p.predict(idx, feats[k], video)
     outputs['copy_last'] = np.repeat(real[:, c0 - 1:c0], f, axis=1)
     k = p.config.transformer.context
     outputs['copy_last_tokens'] = np.asarray(p.reconstruct(
         jnp.repeat(idx[:, k - 1:k], idx.shape[1], axis=1)))
+    if ev.paste_unchanged:  # exactly copy_last
+      del outputs['copy_last_tokens']
     m = len(rows)
     truths = [_truth_of(truth_dir, r['episode']) for r in rows]
     boxes = None
@@ -244,6 +280,8 @@ def run(config, workdir: str) -> dict:
                 transformer_step=p.step, sample=config.sample.to_dict(),
                 seconds=round(time.time() - t0, 1), methods={})
   for k in BASELINES + VARIANTS:
+    if not per[k]:
+      continue
     cat = {m_: np.concatenate([d[m_] for d in per[k]]) for m_ in per[k][0]}
     entry = {m_: float(v.mean()) for m_, v in cat.items()}
     entry.update({f'{m_}_per_frame': [round(float(x), 5) for x in v.mean(0)]
@@ -293,7 +331,7 @@ def table(result: dict) -> str:
       line += f"{v['mouth_mse']:>11.5f}"
     lines.append(line)
   a = methods['audio']
-  lines.append(f"PSNR per predicted frame (audio): "
+  lines.append('PSNR per predicted frame (audio): '
                + ' '.join(f'{x:.1f}' for x in a['psnr_per_frame']))
   if mouth:
     mm = methods['mismatched_audio']['mouth_mse']

@@ -80,7 +80,7 @@ def run(config, workdir: str) -> dict:
   idx = p.tokens(jnp.asarray(real[None]))
   feats = p.audio_features(jnp.asarray(audio[None]), fps,
                            jnp.asarray([use_audio]))
-  pred = np.array(p.predict(idx, feats))[0]
+  pred = p.predict(idx, feats, real[None])[0]
   pred[:c0] = real[:c0] / 255.0  # the context is shown as it was
   frames = pred
   result = dict(video=path, start_frame=k0 + c0, context_frames=c0,

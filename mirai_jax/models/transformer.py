@@ -17,7 +17,7 @@ time with a KV cache.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import flax.linen as nn
 import jax

@@ -1,0 +1,60 @@
+"""Pieces of evaluate: ground-truth boxes in clip pixels, skip-block pasting,
+the table."""
+
+import numpy as np
+
+from mirai_jax import evaluate
+
+TRUTH = dict(width=320, height=240, fps='24000/1001',
+             mouth_box=[[120, 90, 200, 150]] * 10)
+
+
+def _spec(**kw):
+  spec = dict(height=64, width=64, resize='crop', fps=None)
+  spec.update(kw)
+  return spec
+
+
+def test_mouth_boxes_follow_crop_pad_and_stretch():
+  # crop: 320x240 -> 85x64 (x scale 85/320), 10 px cut on the left.
+  box = evaluate.mouth_boxes(TRUTH, _spec(), 0, 3)
+  assert box.shape == (3, 4)
+  np.testing.assert_array_equal(box[0], [21, 24, 44, 40])
+  # pad into 16:9: 320x240 -> 85x64 centred in 112 (13 px bars).
+  np.testing.assert_array_equal(
+      evaluate.mouth_boxes(TRUTH, _spec(width=112, resize='pad'), 0, 1)[0],
+      [44, 24, 67, 40])
+  np.testing.assert_array_equal(
+      evaluate.mouth_boxes(TRUTH, _spec(resize='stretch'), 0, 1)[0],
+      [24, 24, 40, 40])
+  # At half the source rate clip frame k is source frame 2k (clamped).
+  truth = dict(TRUTH, mouth_box=[[i, 0, i + 1, 1] for i in range(0, 40, 4)])
+  got = evaluate.mouth_boxes(truth, _spec(resize='stretch', fps='12000/1001'),
+                             2, 4)[:, 0]
+  np.testing.assert_array_equal(got, np.floor(np.array([16, 24, 32, 36]) * 0.2))
+
+
+def test_paste_unchanged_keeps_true_pixels_where_tokens_repeat():
+  rng = np.random.default_rng(0)
+  frames = rng.uniform(size=(1, 4, 8, 8, 3)).astype(np.float32)
+  real = rng.integers(0, 256, (1, 4, 8, 8, 3)).astype(np.uint8)
+  toks = np.zeros((1, 4, 2, 2), int)
+  toks[0, 3, 1, 1] = 5  # step 3 changes its bottom-right token only
+  out = evaluate.paste_unchanged(frames, toks, real, context=2, temporal=1)
+  last = real[0, 1] / 255.0
+  np.testing.assert_array_equal(out[0, :2], frames[0, :2])  # context as given
+  np.testing.assert_allclose(out[0, 2], last)
+  np.testing.assert_allclose(out[0, 3, :4], last[:4])
+  np.testing.assert_array_equal(out[0, 3, 4:, 4:], frames[0, 3, 4:, 4:])
+
+
+def test_table_reports_the_margins():
+  m = lambda mse, mouth: dict(psnr=20.0, ssim=0.5, mse=mse, mouth_mse=mouth,
+                              psnr_per_frame=[20.0, 20.0])
+  result = dict(split='test', clips=3, context_frames=2, predicted_frames=2,
+                tokenizer_step=1, transformer_step=2, methods=dict(
+                    copy_last=m(0.004, 0.03), audio=m(0.002, 0.01),
+                    mismatched_audio=m(0.003, 0.02), no_audio=m(0.003, 0.02)))
+  text = evaluate.table(result)
+  assert '+50.0% lower with the true sound' in text
+  assert '(+50.0% lower)' in text

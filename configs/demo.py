@@ -23,7 +23,10 @@ is >= 28 dB). Run one stage with --mode=tokenizer; change any field with e.g.
 import ml_collections
 
 
-def get_config():
+def get_config(arg: str = ''):
+  """arg '' = the demo; 'long' = the same pipeline trained longer (< 1 h)."""
+  if arg not in ('', 'long'):
+    raise ValueError(f"configs/demo.py takes '' or 'long' after a colon, got {arg!r}")
   c = ml_collections.ConfigDict()
   c.stages = ('data,preview,tokenizer,tokenize,transformer,evaluate,predict')
 
@@ -63,6 +66,9 @@ def get_config():
 
   c.preview = ml_collections.ConfigDict(dict(
       split='train', num_clips=8, cols=4, scale=2))
+  if arg == 'long':
+    c.tokenizer.update(steps=3000, eval_every=1000)
+    c.transformer.update(steps=2000, eval_every=500, checkpoint_every=500)
   return c
 
 

@@ -43,11 +43,21 @@ def choose(rng, logits, temperature: float, top_k: int, top_p: float):
 
 
 def inputs(seq: jax.Array, order: Order, bos: int):
-  """The model inputs of a full sequence: (prev tokens, prev pos, target pos)."""
+  """The model inputs of a full sequence: (prev tokens, prev pos, target pos,
+  the token one step above each target or `bos` where none is read yet)."""
   coords = jnp.asarray(order.coords)
   prev = jnp.concatenate([jnp.full_like(seq[:, :1], bos), seq[:, :-1]], 1)
   prev_pos = jnp.concatenate([jnp.zeros_like(coords[:1]), coords[:-1]], 0)
-  return prev, prev_pos, coords
+  idx = order.above_index
+  above = jnp.where(idx >= 0, seq[:, np.maximum(idx, 0)], bos)
+  return prev, prev_pos, coords, above
+
+
+def _above_at(seq, order: Order, i, bos: int):
+  """(B, 1) token one step above position i (traced i), or bos."""
+  j = jnp.asarray(order.above_index)[i]
+  tok = jax.lax.dynamic_slice_in_dim(seq, jnp.maximum(j, 0), 1, 1)
+  return jnp.where(j >= 0, tok, bos)
 
 
 def generate(model, params, seq, order: Order, audio=None, rng=None, *,
@@ -61,12 +71,14 @@ def generate(model, params, seq, order: Order, audio=None, rng=None, *,
   b, n = seq.shape
   k = order.num_known
   seq = seq.astype(jnp.int32)
-  prev, prev_pos, pos = inputs(seq, order, model.codebook_size)
+  bos = model.codebook_size
+  prev, prev_pos, pos, above = inputs(seq, order, bos)
   cache = model.init_cache(b, n, cache_dtype)
   pick = functools.partial(choose, temperature=temperature, top_k=top_k,
                            top_p=top_p)
+  # Inputs 0..k only read known tokens (above[:, :k + 1] points below k).
   logits, cache = model.apply(params, prev[:, :k + 1], prev_pos[:k + 1],
-                              pos[:k + 1], audio, cache, 0,
+                              pos[:k + 1], above[:, :k + 1], audio, cache, 0,
                               method=model.decode)
   seq = seq.at[:, k].set(pick(jax.random.fold_in(rng, k), logits[:, -1]))
 
@@ -75,7 +87,8 @@ def generate(model, params, seq, order: Order, audio=None, rng=None, *,
     logits, cache = model.apply(
         params, jax.lax.dynamic_slice_in_dim(seq, i - 1, 1, 1),
         jax.lax.dynamic_slice_in_dim(prev_pos, i, 1, 0),
-        jax.lax.dynamic_slice_in_dim(pos, i, 1, 0), audio, cache, i,
+        jax.lax.dynamic_slice_in_dim(pos, i, 1, 0),
+        _above_at(seq, order, i, bos), audio, cache, i,
         method=model.decode)
     tok = pick(jax.random.fold_in(rng, i), logits[:, 0])
     return jax.lax.dynamic_update_slice_in_dim(seq, tok[:, None], i, 1), cache
@@ -90,13 +103,12 @@ def generate_uncached(model, params, seq, order: Order, audio=None, rng=None,
   """The same draws as `generate`, running the whole sequence every step."""
   rng = jax.random.key(0) if rng is None else rng
   seq = seq.astype(jnp.int32)
-  _, prev_pos, pos = inputs(seq, order, model.codebook_size)
   pick = functools.partial(choose, temperature=temperature, top_k=top_k,
                            top_p=top_p)
 
   def body(i, seq):
-    prev = inputs(seq, order, model.codebook_size)[0]
-    logits = model.apply(params, prev, prev_pos, pos, audio)
+    logits = model.apply(params, *inputs(seq, order, model.codebook_size),
+                         audio)
     logits = jax.lax.dynamic_index_in_dim(logits, i, 1, keepdims=False)
     tok = pick(jax.random.fold_in(rng, i), logits)
     return jax.lax.dynamic_update_slice_in_dim(seq, tok[:, None], i, 1)

@@ -66,6 +66,18 @@ class Order:
     """(N, 3) (time, row, col) of each position in reading order."""
     return np.stack(np.unravel_index(self.perm, self.grid), -1).astype(np.int32)
 
+  @property
+  def above_index(self) -> np.ndarray:
+    """(N,) for each position, where in the sequence the same place one time
+    step earlier is read, or -1 if it is not read before it (or t = 0)."""
+    where = np.full(int(np.prod(self.grid)), -1)
+    where[self.perm] = np.arange(self.perm.size)
+    t, r, c = self.coords.T
+    flat = np.ravel_multi_index((np.maximum(t - 1, 0), r, c), self.grid)
+    j = where[flat]
+    return np.where((t > 0) & (j < np.arange(self.perm.size)), j, -1).astype(
+        np.int32)
+
   def to_sequence(self, tokens):
     """(B, T, H, W) -> (B, N) in reading order (numpy or jax)."""
     return tokens.reshape(tokens.shape[0], -1)[:, self.perm]

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 from mirai_jax.models import audio as audio_lib
 
 
-def rope(x, coords, base: float = 1000.0):
+def rope(x, coords, base: float = 64.0):
   """Rotary embedding over (time, row, col): a third of the pairs per axis.
 
   x (B, L, heads, hd), coords (L, 3). Queries are rotated by the position
@@ -103,7 +103,9 @@ class Transformer(nn.Module):
 
   Calls take `prev` (B, L) tokens (BOS = codebook_size for the first input),
   `prev_pos` / `pos` (L, 3) (time, row, col) of the previous and the target
-  position of each input, and `audio` (B, T, D) features or None.
+  position of each input, `above` (B, L) the token at each target's place one
+  step earlier when it is already read (else codebook_size), and `audio`
+  (B, T, D) features or None (see sample.inputs).
   """
   codebook_size: int
   grid: tuple[int, int, int]  # (T, H, W) of the clip's token grid
@@ -119,6 +121,11 @@ class Transformer(nn.Module):
   def setup(self):
     init = nn.initializers.normal(0.02)
     self.embed = nn.Embed(self.codebook_size + 1, self.width, embedding_init=init)
+    # The token at the target's place one step earlier (codebook_size: none
+    # read yet): copying it is most of video prediction, and attention alone
+    # was slow to find it in unseen episodes.
+    self.embed_above = nn.Embed(self.codebook_size + 1, self.width,
+                                embedding_init=init)
     # Separate tables for "where the input token was" and "where to predict".
     self.pos_in = [nn.Embed(n, self.width, embedding_init=init,
                             name=f'pos_in_{a}') for a, n in zip('thw', self.grid)]
@@ -136,8 +143,8 @@ class Transformer(nn.Module):
     """(B, steps, width) features of the clip's first `steps` latent steps."""
     return self.audio(pcm, fps, sample_rate, temporal, steps, use_audio)
 
-  def _inputs(self, prev, prev_pos, pos, audio):
-    x = self.embed(prev)
+  def _inputs(self, prev, prev_pos, pos, above, audio):
+    x = self.embed(prev) + self.embed_above(above)
     for i in range(3):
       x += self.pos_in[i](prev_pos[..., i]) + self.pos_out[i](pos[..., i])
     if audio is not None:
@@ -147,15 +154,16 @@ class Transformer(nn.Module):
   def _logits(self, x):
     return self.head(self.norm(x)).astype(jnp.float32)
 
-  def __call__(self, prev, prev_pos, pos, audio=None, train: bool = False):
-    x = self._inputs(prev, prev_pos, pos, audio)
+  def __call__(self, prev, prev_pos, pos, above, audio=None,
+               train: bool = False):
+    x = self._inputs(prev, prev_pos, pos, above, audio)
     for block in self.blocks:
       x, _ = block(x, pos, prev_pos, train=train)
     return self._logits(x)
 
-  def decode(self, prev, prev_pos, pos, audio, cache, index):
+  def decode(self, prev, prev_pos, pos, above, audio, cache, index):
     """Inputs [index, index + L) with the KV cache -> (logits, cache)."""
-    x = self._inputs(prev, prev_pos, pos, audio)
+    x = self._inputs(prev, prev_pos, pos, above, audio)
     new = []
     for block, c in zip(self.blocks, cache):
       x, c = block(x, pos, prev_pos, c, index)

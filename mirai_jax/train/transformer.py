@@ -117,8 +117,7 @@ def loss_fn(model, params, batch, meta, order, starts, use_audio, *,
   if shuffle_audio:  # each clip gets the soundtrack of another clip
     feats = jnp.roll(feats, feats.shape[0] // 2, axis=0)
   seq = order.to_sequence(window(batch['tokens'], starts, frames))
-  prev, prev_pos, pos = sample.inputs(seq, order, model.codebook_size)
-  logits = model.apply(params, prev, prev_pos, pos,
+  logits = model.apply(params, *sample.inputs(seq, order, model.codebook_size),
                        window(feats, starts, frames), train=train,
                        rngs={'dropout': rng} if train else None)
   k = order.num_known

@@ -152,6 +152,18 @@ def test_task_masks_and_orders():
   assert inter[0].all() and inter[-1].all() and not inter[1:-1].any()
   out = tasks.known_mask('outpaint', grid)
   assert out[:, :, 1:7].all() and not out[:, :, [0, 7]].any()
+  # The place one step earlier: read before each target in every task.
+  for task in tasks.TASKS:
+    o = tasks.make_order(task, grid, context=2)
+    above, coords = o.above_index, o.coords
+    for i in range(o.perm.size):
+      if coords[i, 0] == 0:
+        assert above[i] == -1
+      elif above[i] >= 0:
+        assert above[i] < i
+        np.testing.assert_array_equal(coords[above[i]],
+                                      coords[i] - [1, 0, 0])
+    assert (above[o.num_known:][coords[o.num_known:, 0] > 0] >= 0).all()
   with pytest.raises(ValueError, match='context=5'):
     tasks.known_mask('continue', grid, context=5)
   with pytest.raises(ValueError, match='unknown task'):

@@ -67,8 +67,9 @@ def get_config(arg: str = ''):
   c.preview = ml_collections.ConfigDict(dict(
       split='train', num_clips=8, cols=4, scale=2))
   if arg == 'long':
-    c.tokenizer.update(steps=3000, eval_every=1000)
+    c.tokenizer.update(steps=2000, eval_every=500)
     c.transformer.update(steps=2000, eval_every=500, checkpoint_every=500)
+    c.evaluate.paste_unchanged = True
   return c
 
 

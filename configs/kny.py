@@ -75,7 +75,7 @@ def get_config():
   c.evaluate = ml_collections.ConfigDict(dict(
       split='test', batch_size=16, max_clips=512, paste_unchanged=False))
   c.predict = ml_collections.ConfigDict(dict(
-      video='', start=60.0, out='', scale=2))
+      video='', start=60.0, windows=1, out='', scale=2))
   c.preview = ml_collections.ConfigDict(dict(
       split='train', num_clips=8, cols=4, scale=1))
   return c

@@ -111,9 +111,12 @@ class Predictor:
     the last true frame's pixels there (a codec's skip block): the tokenizer's
     loss then only touches what the model says has changed."""
     out = self._generate(idx, feats)
-    frames = np.array(self._decode(out))
+    return self.finish(np.array(self._decode(out)), np.asarray(out), real)
+
+  def finish(self, frames, toks, real=None):
+    """Decoded frames -> shown frames (pastes with evaluate.paste_unchanged)."""
     if real is not None and self.config.evaluate.paste_unchanged:
-      frames = paste_unchanged(frames, np.asarray(out), real,
+      frames = paste_unchanged(frames, toks, real,
                                self.config.transformer.context, self.temporal)
     return frames
 
@@ -217,9 +220,7 @@ def run(config, workdir: str) -> dict:
 
   def load(i):
     r = source[int(i)]
-    a = np.zeros(audio_len, np.int16)
-    got = np.asarray(r['audio'], np.int16)[:audio_len]
-    a[:len(got)] = got
+    a = pipeline.fit_audio(r['audio'], audio_len)
     ep = r['episode'].decode() if isinstance(r['episode'], bytes) else str(r['episode'])
     return dict(video=np.asarray(r['video'])[:f], audio=a,
                 has_audio=bool(r['has_audio']),

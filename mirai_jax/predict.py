@@ -7,7 +7,10 @@ The file is decoded at the dataset's clip size and frame rate; the
 `transformer.context` frames before `start` seconds (start < 0: the last
 frames of the file) are tokenized and the model predicts the rest of one
 window with the file's own soundtrack. Writes <out>/<name>_<time>.mp4 (with
-the original audio) and .gif; where the real frames exist they are shown on
+the original audio) and .gif. With predict.windows=N the model rolls out N
+windows, each continuing from the last `context` steps it predicted (fed
+back as tokens, never re-encoded), far past its training horizon, with the
+file's sound for every window. Where the real frames exist they are shown on
 the left and the prediction on the right, and the frames are listed with
 their PSNR. With no real future (the end of the file) there is no sound for
 the predicted frames either, so the model runs with the sound switched off.
@@ -68,24 +71,36 @@ def run(config, workdir: str) -> dict:
           f'({float(n / d.fps):.2f} s) and the model needs {c0} frames before '
           f'the start; use a start between {float(c0 / d.fps):.2f} and '
           f'{float(n / d.fps):.2f} s, or -1 for the end of the file')
-  real = d.frames[k0:k0 + f]
-  has_future = len(real) == f
+  # Window w starts `new` frames after window w - 1: its first c0 frames are
+  # the previous window's last predicted ones (a rollout, fed back as tokens).
+  new = f - c0
+  total = c0 + pc.windows * new
+  real = d.frames[k0:k0 + total]
+  has_future = len(real) == total
   if not has_future:  # the tokenizer is frame-causal: padding is never read
-    real = np.concatenate([real, np.repeat(real[-1:], f - len(real), 0)])
-  audio = np.zeros(tokens_lib.audio_len(p.meta), np.int16)
-  span = d.audio_span(k0, k0 + f)[:len(audio)]
-  audio[:len(span)] = span
+    real = np.concatenate([real, np.repeat(real[-1:], total - len(real), 0)])
   use_audio = bool(d.audio is not None and has_future)
   fps = jnp.asarray([float(d.fps)], jnp.float32)
-  idx = p.tokens(jnp.asarray(real[None]))
-  feats = p.audio_features(jnp.asarray(audio[None]), fps,
-                           jnp.asarray([use_audio]))
-  pred = p.predict(idx, feats, real[None])[0]
+  steps, c_steps = p.config.transformer.frames, p.config.transformer.context
+  idx = np.asarray(p.tokens(jnp.asarray(real[None, :f])))
+  grids = [idx[:, :c_steps]]
+  for w in range(pc.windows):
+    s0 = k0 + w * new
+    audio = pipeline.fit_audio(d.audio_span(s0, s0 + f),
+                               tokens_lib.audio_len(p.meta))
+    feats = p.audio_features(jnp.asarray(audio[None]), fps,
+                             jnp.asarray([use_audio]))
+    last = np.concatenate(grids, 1)[:, -c_steps:]
+    known = np.concatenate([last, np.zeros_like(idx[:, c_steps:steps])], 1)
+    grids.append(np.asarray(p.generate(jnp.asarray(known), feats))[:, c_steps:])
+  toks = np.concatenate(grids, 1)
+  pred = np.array(p.reconstruct(jnp.asarray(toks)))
+  pred = p.finish(pred, toks, real[None])[0]
   pred[:c0] = real[:c0] / 255.0  # the context is shown as it was
   frames = pred
   result = dict(video=path, start_frame=k0 + c0, context_frames=c0,
-                predicted_frames=f - c0, audio=use_audio,
-                fps=f'{d.fps.numerator}/{d.fps.denominator}')
+                predicted_frames=total - c0, windows=pc.windows,
+                audio=use_audio, fps=f'{d.fps.numerator}/{d.fps.denominator}')
   if has_future:
     frames = np.concatenate([real / 255.0, pred], axis=2)  # real | predicted
     psnr = pix.psnr(jnp.asarray(real[c0:] / 255.0, jnp.float32),
@@ -98,14 +113,15 @@ def run(config, workdir: str) -> dict:
   frames = visualize.to_uint8(np.clip(frames, 0, 1))
   frames = np.repeat(np.repeat(frames, pc.scale, 1), pc.scale, 2)
   visualize.write_mp4(stem + '.mp4', frames, float(d.fps),
-                      d.audio_span(k0, k0 + f) if d.audio is not None else None,
+                      d.audio_span(k0, k0 + total) if d.audio is not None
+                      else None,
                       spec['sample_rate'])
   visualize.write_gif(stem + '.gif', frames, float(d.fps))
   result['files'] = [stem + '.mp4', stem + '.gif']
   with open(stem + '.json', 'w') as fh:
     json.dump(result, fh, indent=1)
   print(f"predict: {c0} frames of {path} before {float((k0 + c0) / d.fps):.2f} s "
-        f"-> {f - c0} predicted frames ({'with' if use_audio else 'without'} "
+        f"-> {total - c0} predicted frames ({'with' if use_audio else 'without'} "
         f"sound){' beside the real ones' if has_future else ''}: "
         f"{stem}.mp4, {stem}.gif", flush=True)
   return result

@@ -22,25 +22,25 @@ def _run(*args, check=True):
 
 def test_demo_runs_end_to_end(tmp_path):
   workdir = str(tmp_path / 'work')
+  tiny = ['--config.data.synthetic.num_episodes=3',
+          '--config.data.synthetic.seconds=5',
+          '--config.preview.num_clips=4',
+          # A tokenizer that trains in seconds, through every stage.
+          '--config.tokenizer.channels=(16,)', '--config.tokenizer.patch=8',
+          '--config.tokenizer.spatial=8',
+          '--config.tokenizer.steps=4', '--config.tokenizer.batch_size=4',
+          '--config.tokenizer.eval_batch_size=4',
+          '--config.tokenizer.eval_every=4',
+          # ... and a transformer too, then evaluate and predict.
+          '--config.transformer.width=32', '--config.transformer.depth=1',
+          '--config.transformer.frames=4', '--config.transformer.context=2',
+          '--config.transformer.audio_channels=16',
+          '--config.transformer.steps=3', '--config.transformer.batch_size=4',
+          '--config.transformer.eval_batch_size=4',
+          '--config.transformer.eval_every=3',
+          '--config.evaluate.batch_size=4', '--config.evaluate.max_clips=5']
   proc = _run('mirai_jax.main', '--config=configs/demo.py', f'--workdir={workdir}',
-              '--config.data.synthetic.num_episodes=3',
-              '--config.data.synthetic.seconds=5',
-              '--config.preview.num_clips=4',
-              # A tokenizer that trains in seconds, through every stage.
-              '--config.tokenizer.channels=(16,)', '--config.tokenizer.patch=8',
-              '--config.tokenizer.spatial=8',
-              '--config.tokenizer.steps=4', '--config.tokenizer.batch_size=4',
-              '--config.tokenizer.eval_batch_size=4',
-              '--config.tokenizer.eval_every=4',
-              # ... and a transformer too, then evaluate and predict.
-              '--config.transformer.width=32', '--config.transformer.depth=1',
-              '--config.transformer.frames=4', '--config.transformer.context=2',
-              '--config.transformer.audio_channels=16',
-              '--config.transformer.steps=3', '--config.transformer.batch_size=4',
-              '--config.transformer.eval_batch_size=4',
-              '--config.transformer.eval_every=3',
-              '--config.evaluate.batch_size=4', '--config.evaluate.max_clips=5',
-              '--config.predict.start=2.0')
+              *tiny, '--config.predict.start=2.0')
   assert 'train' in proc.stdout and '0 file(s) skipped' in proc.stdout
   assert 'tokenizer eval step 4: PSNR' in proc.stdout
   assert 'tokenize: ' in proc.stdout
@@ -65,6 +65,18 @@ def test_demo_runs_end_to_end(tmp_path):
   p = video_io.probe(out + '.mp4')
   assert p.has_audio and (p.width, p.height) == (2 * 64 * 3, 64 * 3)
   assert Image.open(out + '.gif').n_frames == 4
+  # A rollout of 3 windows from the end of the file: no real frames and no
+  # sound for the future, so the model runs without sound.
+  roll = _run('mirai_jax.main', '--config=configs/demo.py',
+              f'--workdir={workdir}', '--mode=predict', *tiny,
+              '--config.predict.start=-1', '--config.predict.windows=3')
+  assert '6 predicted frames (without sound)' in roll.stdout
+  (meta,) = [f for f in os.listdir(os.path.join(workdir, 'predict'))
+             if f.endswith('.json') and not f.startswith('ep002_2.00s')]
+  with open(os.path.join(workdir, 'predict', meta)) as f:
+    rollout = json.load(f)
+  assert rollout['windows'] == 3 and rollout['predicted_frames'] == 6
+  assert not rollout['audio'] and 'psnr_per_frame' not in rollout
   gif = os.path.join(workdir, 'preview', 'train_grid.gif')
   mp4 = os.path.join(workdir, 'preview', 'train_clips.mp4')
   assert Image.open(gif).n_frames == 20

@@ -38,19 +38,24 @@ def dataset_builder(data_dir: str, name: str = 'anime_clips/64x64_t20'
   return builder
 
 
+def fit_audio(audio, length: int) -> np.ndarray:
+  """int16 PCM cut or zero-padded at the end to `length` samples."""
+  audio = np.asarray(audio, np.int16)[:length]
+  out = np.zeros(length, np.int16)
+  out[:len(audio)] = audio
+  return out
+
+
 @dataclasses.dataclass(frozen=True)
 class ToArrays(grain.transforms.Map):
   """Record -> fixed-shape numeric arrays (strings stay on the host side)."""
   audio_len: int
 
   def map(self, record: dict[str, Any]) -> dict[str, np.ndarray]:
-    audio = np.asarray(record['audio'], np.int16)[:self.audio_len]
-    padded = np.zeros(self.audio_len, np.int16)
-    padded[:len(audio)] = audio
     return dict(
         video=np.asarray(record['video'], np.uint8),
-        audio=padded,
-        audio_len=np.int32(len(audio)),
+        audio=fit_audio(record['audio'], self.audio_len),
+        audio_len=np.int32(min(len(record['audio']), self.audio_len)),
         has_audio=np.bool_(record['has_audio']),
         start_frame=np.int64(record['start_frame']),
         shot=np.int32(record['shot']),

@@ -20,6 +20,8 @@ from flax import serialization
 import grain
 import numpy as np
 
+from mirai_jax.data import pipeline
+
 META = 'meta.json'
 
 
@@ -92,10 +94,8 @@ class ToArrays(grain.transforms.Map):
   audio_len: int
 
   def map(self, record: dict[str, Any]) -> dict[str, np.ndarray]:
-    audio = np.asarray(record['audio'], np.int16)[:self.audio_len]
-    padded = np.zeros(self.audio_len, np.int16)
-    padded[:len(audio)] = audio
-    return dict(tokens=np.asarray(record['tokens'], np.int32), audio=padded,
+    return dict(tokens=np.asarray(record['tokens'], np.int32),
+                audio=pipeline.fit_audio(record['audio'], self.audio_len),
                 has_audio=np.bool_(record['has_audio']),
                 fps=np.float32(float(record['fps_num']) /
                                float(record['fps_den'])))

@@ -12,7 +12,6 @@ import dataclasses
 import itertools
 import json
 import os
-import time
 from typing import Any, Callable
 
 from absl import logging
@@ -29,6 +28,7 @@ from mirai_jax.models import discriminators
 from mirai_jax.models import perceptual
 from mirai_jax.models import tokenizer as tokenizer_lib
 from mirai_jax.train import checkpoint
+from mirai_jax.train import loop
 from mirai_jax.train import mesh as mesh_lib
 from mirai_jax.train import metrics as metrics_lib
 from mirai_jax.train import optim
@@ -248,26 +248,15 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
   # -------------------------------------------------- Load checkpoint
   ckpt = checkpoint.Checkpoints(os.path.join(out, 'checkpoints'), cfg.keep)
-  if ckpt.latest_step() is not None:
-    state, start = ckpt.restore(
-        checkpoint.abstract(abstract_state, state_sharding), train_iter)
-  else:
-    state, start = make_state(jax.random.key(config.seed)), 0
+  state, start = loop.restore_or_init(ckpt, abstract_state, state_sharding,
+                                      make_state, config.seed, train_iter)
   writer = metrics_lib.Writer(out, cfg.steps, 'tokenizer')
   n_params = sum(x.size for x in jax.tree.leaves(state.params))
   logging.info('tokenizer: %.2fM parameters, codebook %d, mesh %s, start step %d',
                n_params / 1e6, model.codebook_size, dict(mesh.shape), start)
 
-  def check_finite(step):
-    if int(state.nonfinite):
-      raise FloatingPointError(
-          f'tokenizer: the loss or its gradients became NaN/inf (by step '
-          f'{step}); stopped. Those steps were not applied, and the last good '
-          f'checkpoint (step {ckpt.latest_step()}) in {ckpt.directory} is '
-          'intact. Lower config.tokenizer.lr or raise grad_clip, then rerun.')
-
   # ------------------------------------------------------------- Evals
-  def evaluate(step):
+  def evaluate(step, state):
     result = evaluate_tokenizer(config, model, builder, mesh,
                                 state.ema_params, state.model_state)
     writer.scalars(step, {f'eval/{k}': v for k, v in result.items()
@@ -284,32 +273,10 @@ def train_and_evaluate(config, workdir: str) -> dict:
     return result
 
   # -------------------------------------------------------- Train loop
-  result = {}
-  try:
-    t0 = time.time()
-    for step in range(start, cfg.steps):
-      batch = pipeline.to_global(next(train_iter), mesh)
-      state, m = update(state, batch)
-      done = step + 1
-      if done % cfg.log_every == 0 or done == cfg.steps:
-        check_finite(done)
-        values = writer.scalars(done, {f'train/{k}': v for k, v in m.items()})
-        writer.progress(done, {k.split('/')[1]: v for k, v in values.items()
-                               if k in ('train/loss', 'train/recon',
-                                        'train/perplexity')})
-      if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-        check_finite(done)
-        ckpt.save(done, state, train_iter, config.to_dict())
-      if cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.steps):
-        result = evaluate(done)
-    if start >= cfg.steps:
-      result = evaluate(start)
-    logging.info('tokenizer: %d steps in %.0f s', cfg.steps - start,
-                 time.time() - t0)
-  finally:
-    ckpt.close()
-    writer.close()
-  return result
+  return loop.run('tokenizer', cfg, config, state=state, start=start,
+                  update=update, data_iter=train_iter, mesh=mesh, ckpt=ckpt,
+                  writer=writer, evaluate=evaluate,
+                  show=('loss', 'recon', 'perplexity'))
 
 
 def eval_batch_size(cfg, mesh) -> int:

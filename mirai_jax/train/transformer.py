@@ -16,7 +16,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import time
 from typing import Any
 
 from absl import logging
@@ -33,6 +32,7 @@ from mirai_jax.data import pipeline
 from mirai_jax.data import tokens as tokens_lib
 from mirai_jax.models import transformer as transformer_lib
 from mirai_jax.train import checkpoint
+from mirai_jax.train import loop
 from mirai_jax.train import mesh as mesh_lib
 from mirai_jax.train import metrics as metrics_lib
 from mirai_jax.train import optim
@@ -236,24 +236,13 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
   # -------------------------------------------------- Load checkpoint
   ckpt = checkpoint.Checkpoints(os.path.join(out, 'checkpoints'), cfg.keep)
-  if ckpt.latest_step() is not None:
-    state, start = ckpt.restore(
-        checkpoint.abstract(abstract_state, state_sharding), train_iter)
-  else:
-    state, start = make_state(jax.random.key(config.seed)), 0
+  state, start = loop.restore_or_init(ckpt, abstract_state, state_sharding,
+                                      make_state, config.seed, train_iter)
   writer = metrics_lib.Writer(out, cfg.steps, 'transformer')
   n_params = sum(x.size for x in jax.tree.leaves(state.params))
   logging.info('transformer: %.2fM parameters, %d tokens per window (%d '
                'known), mesh %s, start step %d', n_params / 1e6,
                order.perm.size, order.num_known, dict(mesh.shape), start)
-
-  def check_finite(step):
-    if int(state.nonfinite):
-      raise FloatingPointError(
-          f'transformer: the loss or its gradients became NaN/inf (by step '
-          f'{step}); stopped. Those steps were not applied, and the last good '
-          f'checkpoint (step {ckpt.latest_step()}) in {ckpt.directory} is '
-          'intact. Lower config.transformer.lr or raise grad_clip, then rerun.')
 
   # ------------------------------------------------------------- Evals
   @jax.jit
@@ -265,7 +254,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
                 loss_mismatched_audio=run(use_audio=on, shuffle_audio=True)[0],
                 loss_no_audio=run(use_audio=off)[0])
 
-  def validate(step):
+  def validate(step, state):
     loader = tokens_lib.make_loader(token_dir, 'validation', shuffle=False,
                                     global_batch_size=cfg.eval_batch_size,
                                     num_epochs=1)
@@ -288,28 +277,6 @@ def train_and_evaluate(config, workdir: str) -> dict:
     return result
 
   # -------------------------------------------------------- Train loop
-  result = {}
-  try:
-    t0 = time.time()
-    for step in range(start, cfg.steps):
-      batch = pipeline.to_global(next(train_iter), mesh)
-      state, m = update(state, batch)
-      done = step + 1
-      if done % cfg.log_every == 0 or done == cfg.steps:
-        check_finite(done)
-        values = writer.scalars(done, {f'train/{k}': v for k, v in m.items()})
-        writer.progress(done, {k.split('/')[1]: v for k, v in values.items()
-                               if k in ('train/loss', 'train/accuracy')})
-      if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-        check_finite(done)
-        ckpt.save(done, state, train_iter, config.to_dict())
-      if cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.steps):
-        result = validate(done)
-    if start >= cfg.steps:
-      result = validate(start)
-    logging.info('transformer: %d steps in %.0f s', cfg.steps - start,
-                 time.time() - t0)
-  finally:
-    ckpt.close()
-    writer.close()
-  return result
+  return loop.run('transformer', cfg, config, state=state, start=start,
+                  update=update, data_iter=train_iter, mesh=mesh, ckpt=ckpt,
+                  writer=writer, evaluate=validate, show=('loss', 'accuracy'))

@@ -104,3 +104,14 @@ def test_prepare_explains_bad_flags(tmp_path):
   proc = _run('mirai_jax.prepare', f'--manual_dir={tmp_path / "none"}',
               check=False)
   assert proc.returncode != 0 and 'no such folder' in proc.stderr
+
+
+def test_kny_without_episodes_says_where_to_put_them(tmp_path):
+  proc = _run('mirai_jax.main', '--config=configs/kny.py',
+              f'--workdir={tmp_path}', check=False)
+  assert proc.returncode == 1
+  assert f'no episodes in {tmp_path}/episodes' in proc.stderr
+  assert ('python -m mirai_jax.prepare --manual_dir=FOLDER '
+          '--config=128x128_t32') in proc.stderr
+  assert 'Traceback' not in proc.stderr
+  assert not os.path.exists(os.path.join(tmp_path, 'tokenizer'))

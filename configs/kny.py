@@ -73,7 +73,7 @@ def get_config():
   c.sample = ml_collections.ConfigDict(dict(
       temperature=1.0, top_k=100, top_p=1.0, seed=0))
   c.evaluate = ml_collections.ConfigDict(dict(
-      split='test', batch_size=16, max_clips=512, paste_unchanged=False))
+      split='test', batch_size=16, max_clips=512, paste='residual'))
   c.predict = ml_collections.ConfigDict(dict(
       video='', start=60.0, windows=1, out='', scale=2))
   c.preview = ml_collections.ConfigDict(dict(

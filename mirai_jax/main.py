@@ -4,6 +4,9 @@ r"""Entry point: python -m mirai_jax.main --config=configs/demo.py --workdir=DIR
 Runs the config's stages in order (or those named by --mode); every stage
 reads what the earlier ones left in the workdir, so a stage can be rerun on
 its own. Any config field can be overridden: --config.preview.num_clips=4.
+On several hosts every process runs the same command (see distributed.py and
+launch/). Exit status: 0 done, 1 an input is missing or a config is wrong,
+143 preempted (SIGTERM) after saving: run the same command to resume.
 """
 
 import logging as std_logging
@@ -15,11 +18,13 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from mirai_jax import distributed
 from mirai_jax import evaluate
 from mirai_jax import predict
 from mirai_jax import preview
 from mirai_jax import tokenize
 from mirai_jax.data import dataset
+from mirai_jax.train import loop
 from mirai_jax.train import tokenizer
 from mirai_jax.train import transformer
 
@@ -28,6 +33,15 @@ _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file.',
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Where everything is written.')
 _MODE = flags.DEFINE_string('mode', None, 'Comma-separated stages to run '
                             '(default: the config\'s `stages`).')
+_DISTRIBUTED = flags.DEFINE_enum(
+    'distributed', 'auto', distributed.MODES,
+    'Join a multi-process run: auto = when the coordinator flags/variables '
+    'are set or SLURM/Open MPI started several tasks; on = always (TPU VMs).')
+_COORDINATOR = flags.DEFINE_string(
+    'coordinator_address', '', 'host:port of process 0 (multi-process runs).')
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None,
+                                      'Processes in the run.')
+_PROCESS_ID = flags.DEFINE_integer('process_id', None, 'This process, 0-based.')
 
 STAGES = {
     'data': dataset.run,
@@ -61,7 +75,18 @@ def main(argv):
   workdir = _WORKDIR.value or config.get('workdir')
   if not workdir:
     raise app.UsageError('give --workdir=DIR (this config sets no default)')
+  if '://' in workdir:
+    # array_record (token records) and the metrics files write local paths.
+    raise app.UsageError(
+        f'--workdir={workdir}: give a file system path; for a bucket, mount it '
+        'with gcsfuse (launch/tpu_vm.sh mount) and use the mount point, e.g. '
+        '/gcs/BUCKET/run')
   workdir = os.path.expanduser(workdir)
+  try:
+    distributed.initialize(_DISTRIBUTED.value, _COORDINATOR.value,
+                           _NUM_PROCESSES.value, _PROCESS_ID.value)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from e
   for stage in stages:
     logging.info('stage %s', stage)
     try:
@@ -71,6 +96,9 @@ def main(argv):
       # next step, not a crash: say it without a traceback.
       print(f'{stage}: {e}', file=sys.stderr, flush=True)
       sys.exit(1)
+    except loop.Preempted as e:
+      print(str(e), file=sys.stderr, flush=True)
+      sys.exit(loop.PREEMPTED_EXIT_CODE)
 
 
 if __name__ == '__main__':

@@ -8,6 +8,14 @@ Flag names follow `tfds build`. Named configs: 64x64_t20 (default),
 which makes a new config (named by --name). Files that cannot be used are
 reported by name with the reason and skipped; the summary lists them. The
 dataset only appears under data_dir once it is complete.
+
+Hundreds of episodes: the same records from an Apache Beam pipeline, one
+episode per work item (`pip install -e .[beam]`; README, "Preparing hundreds
+of episodes with Apache Beam", has Dataflow, Spark and Flink commands):
+
+  python -m mirai_jax.prepare --manual_dir=EPISODES --data_dir=OUT \
+      --beam_runner=DirectRunner --beam_options="--direct_num_workers=4 \
+      --direct_running_mode=multi_processing"
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from absl import flags
 
 from mirai_jax.data import clips
 from mirai_jax.data import dataset
+from tfds_builders import anime_clips
 
 _MANUAL_DIR = flags.DEFINE_string('manual_dir', None, 'Folder of episode files.')
 _DATA_DIR = flags.DEFINE_string('data_dir', '~/tensorflow_datasets',
@@ -36,6 +45,14 @@ _OVERWRITE = flags.DEFINE_bool(
 _SPLIT_FILE = flags.DEFINE_string(
     'split_file', None, 'JSON {"train": [names], "test": [...]}; default: '
     'split by a stable hash of the file name.')
+_BEAM_RUNNER = flags.DEFINE_string(
+    'beam_runner', None, 'Prepare with Apache Beam on this runner, one '
+    'episode per work item: DirectRunner, DataflowRunner, FlinkRunner, '
+    'SparkRunner, PortableRunner (pip install -e .[beam]). Then --manual_dir '
+    'and --data_dir may be URLs such as gs://bucket/episodes.')
+_BEAM_OPTIONS = flags.DEFINE_string(
+    'beam_options', None, 'Beam pipeline options as one string of flags, e.g. '
+    '"--project=P --region=R --temp_location=gs://B/tmp".')
 _FIELDS = {
     f.name: (flags.DEFINE_bool if f.type in ('bool', bool) else
              flags.DEFINE_float if f.type in ('float', float) else
@@ -51,15 +68,23 @@ def main(argv: Sequence[str]) -> None:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   if not _MANUAL_DIR.value:
     raise app.UsageError('--manual_dir (the folder of episode files) is required')
+  if _BEAM_OPTIONS.value and not _BEAM_RUNNER.value:
+    raise app.UsageError('--beam_options needs --beam_runner (e.g. '
+                         '--beam_runner=DirectRunner)')
   config = dataset.make_config(_CONFIG.value, _NAME.value,
                                **{k: f.value for k, f in _FIELDS.items()})
   t0 = time.time()
   builder = dataset.build(_MANUAL_DIR.value, _DATA_DIR.value, config,
-                  workers=_WORKERS.value, split_file=_SPLIT_FILE.value,
-                  overwrite=_OVERWRITE.value)
+                          workers=_WORKERS.value, split_file=_SPLIT_FILE.value,
+                          overwrite=_OVERWRITE.value,
+                          beam_runner=_BEAM_RUNNER.value,
+                          beam_options=_BEAM_OPTIONS.value)
   print(dataset.summary(builder))
   print(f'  took {time.time() - t0:.1f} s. Read it with '
         f'tfds.builder_from_directory({builder.data_dir!r}).as_data_source()')
+  if anime_clips.is_url(builder.data_dir):
+    print('  after copying it to a local disk: array_record reads local files '
+          'only.')
 
 
 if __name__ == '__main__':

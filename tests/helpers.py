@@ -9,6 +9,7 @@ import numpy as np
 
 from mirai_jax.data import dataset
 from mirai_jax.data import synthetic
+from mirai_jax.data import tokens as tokens_lib
 from mirai_jax.data import video_io
 
 SECONDS = 9.0
@@ -185,3 +186,26 @@ def tiny_tokenizer(config, **overrides):
   for k, v in overrides.items():
     _set(t, k, v)
   return config
+
+
+def write_fake_tokens(directory, grid=(6, 4, 4), codebook=50, counts=None,
+                      sr=16000):
+  """Token records whose next step copies the current one, with sound."""
+  os.makedirs(directory, exist_ok=True)
+  rng = np.random.default_rng(0)
+  counts = counts or dict(train=24, validation=8, test=8)
+  audio_len = int(np.ceil(grid[0] * sr / 24.0))
+  for split, n in counts.items():
+    w = tokens_lib.Writer(tokens_lib.shard_path(directory, split, 0, 1))
+    for i in range(n):
+      first = rng.integers(0, codebook, grid[1:])
+      t = np.repeat(first[None], grid[0], 0).astype(np.uint16)
+      w.write(dict(tokens=t, audio=rng.normal(0, 3000, audio_len).astype(np.int16),
+                   has_audio=True, episode=f'ep{i % 3}.mp4', start_frame=i * 10,
+                   shot=0, fps_num=24, fps_den=1, sample_rate=sr))
+    w.close()
+  tokens_lib.write_meta(directory, dict(
+      grid=list(grid), codebook_size=codebook, tokenizer_step=1,
+      clip_spec=dict(frames=grid[0], sample_rate=sr, height=16, width=16,
+                     resize='crop', fps=None),
+      splits=counts, temporal=1, audio_len=audio_len))

@@ -58,3 +58,16 @@ def test_table_reports_the_margins():
   text = evaluate.table(result)
   assert '+50.0% lower with the true sound' in text
   assert '(+50.0% lower)' in text
+
+
+def test_paste_change_adds_the_decoded_change_to_the_true_last_frame():
+  rng = np.random.default_rng(1)
+  frames = rng.uniform(0.2, 0.8, size=(2, 4, 8, 8, 3)).astype(np.float32)
+  still = frames.copy()
+  still[:, 3] -= 0.1  # the decoder says step 3 got 0.1 brighter everywhere
+  real = rng.integers(0, 200, (2, 4, 8, 8, 3)).astype(np.uint8)
+  out = evaluate.paste_change(frames, still, real, context=2, temporal=1)
+  last = real[:, 1] / 255.0
+  np.testing.assert_array_equal(out[:, :2], frames[:, :2])
+  np.testing.assert_allclose(out[:, 2], last, atol=1e-6)
+  np.testing.assert_allclose(out[:, 3], np.clip(last + 0.1, 0, 1), atol=1e-6)

@@ -48,31 +48,48 @@ def test_seeded_shuffle_is_deterministic_and_seed_dependent(built):
   assert firsts(1) != firsts(2)
 
 
-def test_iterator_state_resumes_the_same_batches(built):
-  loader = pipeline.make_loader(built['builder'], 'train', global_batch_size=4,
-                                seed=3, flip=True)
-  it = iter(loader)
-  _take(it, 3)
-  state = it.get_state()
-  expected = _take(it, 4)
-  resumed = iter(pipeline.make_loader(built['builder'], 'train',
-                                      global_batch_size=4, seed=3, flip=True))
-  resumed.set_state(state)
-  for a, b in zip(expected, _take(resumed, 4)):
-    for k in a:
-      np.testing.assert_array_equal(a[k], b[k])
+def _same(a, b):
+  assert a.keys() == b.keys()
+  for k in a:
+    np.testing.assert_array_equal(a[k], b[k])
 
 
-def test_worker_processes_are_deterministic(built):
-  # Each worker batches its own share, so batches depend on worker_count
-  # (keep it fixed across a resume), but not on timing.
+def test_a_start_step_resumes_the_same_batches(built):
+  make = lambda start=0: iter(pipeline.make_loader(
+      built['builder'], 'train', global_batch_size=4, seed=3, flip=True,
+      start=start))
+  expected = _take(make(), 7)[3:]
+  for a, b in zip(expected, _take(make(start=3), 4)):
+    _same(a, b)
+
+
+def test_global_batches_do_not_depend_on_the_process_count(built, monkeypatch):
+  """Two processes' rows, concatenated in process order, are the one-process
+  global batch: a checkpoint moves between host counts with its data order."""
+  make = lambda: _take(iter(pipeline.make_loader(
+      built['builder'], 'train', global_batch_size=4, seed=2, flip=True,
+      start=1)), 3)
+  whole = make()
+  monkeypatch.setattr(jax, 'process_count', lambda: 2)
+  parts = []
+  for pid in range(2):
+    monkeypatch.setattr(jax, 'process_index', lambda pid=pid: pid)
+    parts.append(make())
+  for k, batch in enumerate(whole):
+    _same(batch, {key: np.concatenate([parts[0][k][key], parts[1][k][key]])
+                  for key in batch})
+  with pytest.raises(ValueError, match='use a multiple of 2'):
+    pipeline.make_loader(built['builder'], 'train', global_batch_size=3)
+
+
+def test_worker_processes_give_the_same_batches(built):
   def batches(workers):
     loader = pipeline.make_loader(built['builder'], 'train', global_batch_size=4,
                                   seed=5, worker_count=workers)
-    return [(b['start_frame'].tolist(), b['video'].sum())
+    return [(b['start_frame'].tolist(), int(b['video'].sum()))
             for b in _take(iter(loader), 4)]
   first = batches(2)
-  assert first == batches(2)
+  assert first == batches(0)
   assert len({tuple(f) for f, _ in first}) == 4
 
 

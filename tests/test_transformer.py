@@ -182,28 +182,6 @@ def test_top_k_and_top_p_filters():
 
 # ------------------------------------------------------ training machinery
 
-def write_fake_tokens(directory, grid=(6, 4, 4), codebook=50, counts=None):
-  """Token records whose next step copies the current one, with sound."""
-  os.makedirs(directory, exist_ok=True)
-  rng = np.random.default_rng(0)
-  counts = counts or dict(train=24, validation=8, test=8)
-  audio_len = int(np.ceil(grid[0] * SR / 24.0))
-  for split, n in counts.items():
-    w = tokens_lib.Writer(tokens_lib.shard_path(directory, split, 0, 1))
-    for i in range(n):
-      first = rng.integers(0, codebook, grid[1:])
-      t = np.repeat(first[None], grid[0], 0).astype(np.uint16)
-      w.write(dict(tokens=t, audio=rng.normal(0, 3000, audio_len).astype(np.int16),
-                   has_audio=True, episode=f'ep{i % 3}.mp4', start_frame=i * 10,
-                   shot=0, fps_num=24, fps_den=1, sample_rate=SR))
-    w.close()
-  tokens_lib.write_meta(directory, dict(
-      grid=list(grid), codebook_size=codebook, tokenizer_step=1,
-      clip_spec=dict(frames=grid[0], sample_rate=SR, height=16, width=16,
-                     resize='crop', fps=None),
-      splits=counts, temporal=1, audio_len=audio_len))
-
-
 def _config(**overrides):
   config = helpers.demo_config()
   t = config.transformer
@@ -218,7 +196,7 @@ def _config(**overrides):
 
 def _workdir(tmp_path, name):
   workdir = str(tmp_path / name)
-  write_fake_tokens(os.path.join(workdir, 'tokens'))
+  helpers.write_fake_tokens(os.path.join(workdir, 'tokens'))
   return workdir
 
 
@@ -301,3 +279,49 @@ def test_bad_transformer_configs_are_explained(tmp_path):
     train_transformer.train_and_evaluate(_config(batch_size=6), workdir)
   with pytest.raises(FileNotFoundError, match='tokenize'):
     train_transformer.train_and_evaluate(_config(), str(tmp_path / 'empty'))
+
+
+def test_a_checkpoint_moves_to_another_device_layout(reference, tmp_path):
+  """Saved on 4 devices, resumed on 2 with the parameters split over both:
+  training goes on with the same batches and (up to float reassociation) the
+  same losses."""
+  ref_dir = reference[0]
+  workdir = str(tmp_path / 'moved')
+  shutil.copytree(ref_dir, workdir)
+  shutil.rmtree(os.path.join(workdir, 'transformer', 'checkpoints', '6'))
+  os.remove(os.path.join(workdir, 'transformer', 'metrics.jsonl'))
+  config = _config()
+  config.mesh.devices, config.mesh.fsdp = 2, 2
+  train_transformer.train_and_evaluate(config, workdir)
+  ref, got = _losses(ref_dir), _losses(workdir)
+  np.testing.assert_allclose([got[s] for s in (4, 5, 6)],
+                             [ref[s] for s in (4, 5, 6)], rtol=1e-5)
+
+
+def test_checkpoints_restore_onto_any_sharding(tmp_path):
+  big = jnp.arange(4 * 2 ** 12, dtype=jnp.float32).reshape(64, 256)
+  tree = dict(w=big, b=jnp.ones(3))
+  four = mesh_lib.make_mesh(fsdp=4)
+  saved = jax.device_put(tree, mesh_lib.param_shardings(tree, four, min_size=8))
+  assert saved['w'].sharding.spec == jax.sharding.PartitionSpec(None, 'fsdp')
+  ckpt = checkpoint.Checkpoints(str(tmp_path / 'ckpt'))
+  ckpt.save(1, saved)
+  ckpt.wait()
+  two = mesh_lib.make_mesh(fsdp=1, devices=2)
+  restored, step = ckpt.restore(checkpoint.abstract(
+      tree, mesh_lib.param_shardings(tree, two)))
+  ckpt.close()
+  assert step == 1 and restored['w'].sharding.mesh.size == 2
+  jax.tree.map(np.testing.assert_array_equal, restored, tree)
+
+
+def test_a_workdir_of_another_model_is_refused_before_training(reference,
+                                                               tmp_path):
+  workdir = str(tmp_path / 'other')
+  shutil.copytree(reference[0], workdir)
+  with pytest.raises(ValueError, match=r'(?s)another transformer model.*'
+                     r'config\.transformer\.width: checkpoint 32, now 48.*'
+                     'new --workdir'):
+    train_transformer.train_and_evaluate(_config(width=48, steps=9), workdir)
+  _, step = _params(_config(), workdir)
+  assert step == 6  # nothing was written

@@ -10,12 +10,15 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
+import shlex
 import shutil
 import time
 import uuid
-from typing import Optional
+from typing import Optional, Sequence
 
 from absl import logging
+from etils import epath
 import tensorflow_datasets as tfds
 
 from mirai_jax.data import clips
@@ -46,31 +49,51 @@ def make_config(base: str = '64x64_t20', name: Optional[str] = None,
 def build(manual_dir: str, data_dir: str,
           config: anime_clips.AnimeClipsConfig | str = '64x64_t20', *,
           workers: Optional[int] = None, split_file: Optional[str] = None,
-          overwrite: bool = False
+          overwrite: bool = False, beam_runner: Optional[str] = None,
+          beam_options: str | Sequence[str] | None = None
           ) -> tfds.core.DatasetBuilder:
   """Builds the dataset and returns its builder.
 
   A complete dataset of the same config is reused unless `overwrite`, or the
   episode folder changed since it was built (files added, removed, resized
   or touched). The old copy stays readable until the new one is complete.
+
+  With `beam_runner` ('DirectRunner', 'DataflowRunner', 'FlinkRunner', ...)
+  an Apache Beam pipeline decodes the episodes, one per work item, and writes
+  the same records; `beam_options` are its pipeline options as command-line
+  flags ("--project=p --region=r" or a list). Then `manual_dir` and
+  `data_dir` may also be URLs (gs://...); on a bucket the old copy is deleted
+  when the rebuild starts, since object stores cannot swap folders.
   """
-  manual_dir = os.path.expanduser(manual_dir)
-  data_dir = os.path.expanduser(data_dir)
-  if not os.path.isdir(manual_dir):
+  manual_dir, data_dir = _expand(manual_dir), _expand(data_dir)
+  download_config = _download_config(manual_dir, beam_runner, beam_options)
+  if not anime_clips.is_url(manual_dir) and not os.path.isdir(manual_dir):
     raise FileNotFoundError(f'--manual_dir {manual_dir}: no such folder')
-  if not clips.list_episodes(manual_dir):
+  if not anime_clips.list_episodes(manual_dir):
     raise FileNotFoundError(f'--manual_dir {manual_dir}: the folder is empty; '
                             'put the episode files there')
   builder = anime_clips.Builder(config=config, data_dir=data_dir,
                                 workers=workers)
   target = builder.data_dir
   stamp = _fingerprint(manual_dir)
-  if os.path.exists(os.path.join(target, 'dataset_info.json')) and not overwrite:
+  exists = epath.Path(target, 'dataset_info.json').exists()
+  if exists and not overwrite:
     if (builder.info.metadata or {}).get('manual_dir_fingerprint') == stamp:
       logging.info('%s exists; reusing it (--overwrite to rebuild)', target)
       return builder
     logging.warning('the episodes in %s changed since %s was built: '
                     'rebuilding', manual_dir, target)
+  if anime_clips.is_url(data_dir):
+    # A rename on a bucket copies every object; TFDS's own temporary folder
+    # still keeps a half-built dataset from appearing under its name.
+    if exists:
+      download_config = dataclasses.replace(
+          download_config,
+          download_mode=tfds.download.GenerateMode.FORCE_REDOWNLOAD)
+    _prepare(anime_clips.Builder(config=config, data_dir=data_dir,
+                                 workers=workers, split_file=split_file),
+             stamp, download_config)
+    return anime_clips.Builder(config=config, data_dir=data_dir, workers=workers)
   # Build under a private data_dir and move the finished dataset in place:
   # an interrupted or failed build never touches (or imitates) a good one.
   _remove_dead_scratch(data_dir)
@@ -78,19 +101,7 @@ def build(manual_dir: str, data_dir: str,
   try:
     staging = anime_clips.Builder(config=config, data_dir=scratch,
                                   workers=workers, split_file=split_file)
-    staging.info.metadata['manual_dir_fingerprint'] = stamp
-    try:
-      staging.download_and_prepare(download_config=tfds.download.DownloadConfig(
-          manual_dir=manual_dir))
-    except AssertionError as e:
-      if 'No examples were yielded' not in str(e):
-        raise
-      skipped = staging.info.metadata.get('skipped', [])
-      raise RuntimeError(
-          f'a split has no clips ({e}); every episode in it was skipped:\n' +
-          '\n'.join(f"  {s['episode']}: {s['reason']}" for s in skipped) +
-          '\nFix or remove those files, or assign splits with --split_file.'
-      ) from None
+    _prepare(staging, stamp, download_config)
     os.makedirs(os.path.dirname(target), exist_ok=True)
     old = None
     if os.path.exists(target):
@@ -104,12 +115,72 @@ def build(manual_dir: str, data_dir: str,
   return anime_clips.Builder(config=config, data_dir=data_dir, workers=workers)
 
 
+def _expand(path: str) -> str:
+  return path if anime_clips.is_url(path) else os.path.expanduser(path)
+
+
+def _download_config(manual_dir: str, beam_runner: Optional[str],
+                     beam_options: str | Sequence[str] | None
+                     ) -> tfds.download.DownloadConfig:
+  """The download config, with a Beam runner and its options if asked for."""
+  if not beam_runner:
+    if beam_options:
+      raise ValueError('--beam_options needs --beam_runner (e.g. '
+                       '--beam_runner=DirectRunner)')
+    return tfds.download.DownloadConfig(manual_dir=manual_dir)
+  try:
+    # pylint: disable=g-import-not-at-top
+    from apache_beam.options import pipeline_options
+    from apache_beam.runners import runner as runner_lib
+    # pylint: enable=g-import-not-at-top
+  except ImportError as e:
+    raise ImportError(
+        f'--beam_runner={beam_runner} needs Apache Beam: pip install -e .[beam]'
+        ' (for Dataflow also: pip install "apache-beam[gcp]" gcsfs)') from e
+  if isinstance(beam_options, str):
+    beam_options = shlex.split(beam_options)
+  # Made here so that a misspelt runner or a missing runner extra fails
+  # before any episode is listed, not after.
+  runner = runner_lib.create_runner(beam_runner)
+  return tfds.download.DownloadConfig(
+      manual_dir=manual_dir, beam_runner=runner,
+      beam_options=pipeline_options.PipelineOptions(list(beam_options or [])))
+
+
+def _prepare(builder: anime_clips.Builder, stamp: str,
+             download_config: tfds.download.DownloadConfig) -> None:
+  """download_and_prepare, with a readable error when a split is empty."""
+  builder.info.metadata['manual_dir_fingerprint'] = stamp
+  try:
+    builder.download_and_prepare(download_config=download_config)
+  except AssertionError as e:
+    if 'No examples were yielded' not in str(e):
+      raise
+    skipped = builder.info.metadata.get('skipped', [])
+    raise RuntimeError(
+        f'a split has no clips ({e}); every episode in it was skipped:\n' +
+        '\n'.join(f"  {s['episode']}: {s['reason']}" for s in skipped) +
+        '\nFix or remove those files, or assign splits with --split_file.'
+    ) from None
+  except Exception as e:  # pylint: disable=broad-except
+    # Under Beam the same check fails inside the pipeline, which wraps it;
+    # the skipped files are then only in the workers' logs.
+    empty = re.search(r'examples is 0 for split (\S+?)\. This should be >0',
+                      str(e))
+    if not empty:
+      raise
+    raise RuntimeError(
+        f'split {empty.group(1)} has no clips: every episode in it was '
+        "skipped; the workers' logs say why ('skipped <file>: <reason>'). "
+        'Fix or remove those files, or assign splits with --split_file.'
+    ) from e
+
+
 def _fingerprint(manual_dir: str) -> str:
   """Changes when an episode file is added, removed, resized or touched."""
   h = hashlib.sha256()
-  for name, path in clips.list_episodes(manual_dir):
-    st = os.stat(path)
-    h.update(f'{name}\0{st.st_size}\0{st.st_mtime_ns}\n'.encode())
+  for name, _, stamp in anime_clips.list_episodes(manual_dir, stamps=True):
+    h.update(f'{name}\0{stamp}\n'.encode())
   return h.hexdigest()
 
 

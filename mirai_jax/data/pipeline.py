@@ -1,12 +1,12 @@
 """Input pipeline: anime_clips records -> shuffled batches -> global jax.Arrays.
 
 grain reads the array_record shards through `tfds.data_source` (plain numpy,
-no TensorFlow), each process takes its own share of the indices
-(`ShardByJaxProcess`), shuffles with a seed, batches, and the batches become
-one global `jax.Array` per field, sharded over the mesh's `data` axis. The
-loader's iterator state is small and goes into checkpoints, so a resumed run
-sees exactly the batches it would have seen (with the same worker_count: each
-worker process batches its own share of the indices).
+no TensorFlow). Global batch k is a function of the seed and k alone, and
+process p of P reads only its rows of it (`process_batches`); the rows become
+one global `jax.Array` per field, sharded over the mesh's `data` axis. So a
+run resumes from its step number (no iterator state to save) and sees the
+same batches on one process or sixty-four, before and after a restart on a
+different slice.
 """
 
 from __future__ import annotations
@@ -89,31 +89,53 @@ def _fraction(text: str) -> float:
   return float(num) / float(den or 1)
 
 
+def process_batches(source, record_fn, *, global_batch_size: int,
+                    seed: int = 0, shuffle: bool = True,
+                    num_epochs: Optional[int] = None, start: int = 0,
+                    worker_count: int = 0, flip: bool = False
+                    ) -> grain.IterDataset:
+  """This process's rows of global batches start, start + 1, ... of `source`.
+
+  The records are shuffled (each epoch differently), mapped by `record_fn`
+  and cut into global batches of `global_batch_size`; process p of P yields
+  rows [p * B / P, (p + 1) * B / P) of each, so that the concatenation over
+  processes, in process order, is the global batch whatever P is. Every
+  process yields the same number of batches (a partial last one is dropped).
+  """
+  nproc, pid = jax.process_count(), jax.process_index()
+  if global_batch_size % nproc:
+    raise ValueError(f'batch size {global_batch_size} does not divide over '
+                     f'{nproc} processes; use a multiple of {nproc}')
+  ds = grain.MapDataset.source(source)
+  if shuffle:
+    ds = ds.shuffle(seed=seed)
+  ds = ds.map(record_fn)
+  if flip:
+    ds = ds.random_map(RandomFlip(), seed=seed)
+  if num_epochs != 1:
+    ds = ds.repeat(num_epochs)
+  ds = ds.batch(global_batch_size // nproc, drop_remainder=True)
+  ds = ds[start * nproc + pid:len(ds) // nproc * nproc:nproc]
+  it = ds.to_iter_dataset()
+  if worker_count:
+    it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=worker_count))
+  return it
+
+
 def make_loader(builder: tfds.core.DatasetBuilder, split: str, *,
                 global_batch_size: int, seed: int = 0, shuffle: bool = True,
-                num_epochs: Optional[int] = None, worker_count: int = 0,
-                flip: bool = False, audio_len: Optional[int] = None
-                ) -> grain.DataLoader:
-  """A grain DataLoader yielding this process's share of each global batch."""
+                num_epochs: Optional[int] = None, start: int = 0,
+                worker_count: int = 0, flip: bool = False,
+                audio_len: Optional[int] = None) -> grain.IterDataset:
+  """This process's share of global batches start, start + 1, ... of a split."""
   if split not in builder.info.splits:
     raise ValueError(f'split {split!r} is not in {builder.data_dir} '
                      f'(it has {sorted(builder.info.splits)})')
-  nproc = jax.process_count()
-  if global_batch_size % nproc:
-    raise ValueError(f'batch size {global_batch_size} does not divide over '
-                     f'{nproc} processes')
-  source = builder.as_data_source(split=split)
-  ops = [ToArrays(audio_len or audio_len_of(builder))]
-  if flip:
-    ops.append(RandomFlip())
-  ops.append(grain.transforms.Batch(global_batch_size // nproc,
-                                    drop_remainder=True))
-  sampler = grain.samplers.IndexSampler(
-      num_records=len(source),
-      shard_options=grain.sharding.ShardByJaxProcess(drop_remainder=True),
-      shuffle=shuffle, num_epochs=num_epochs, seed=seed)
-  return grain.DataLoader(data_source=source, sampler=sampler, operations=ops,
-                          worker_count=worker_count)
+  return process_batches(
+      builder.as_data_source(split=split),
+      ToArrays(audio_len or audio_len_of(builder)),
+      global_batch_size=global_batch_size, seed=seed, shuffle=shuffle,
+      num_epochs=num_epochs, start=start, worker_count=worker_count, flip=flip)
 
 
 def data_sharding(mesh: jax.sharding.Mesh) -> jax.sharding.NamedSharding:

@@ -111,21 +111,11 @@ def audio_len(meta: dict) -> int:
 
 def make_loader(directory: str, split: str, *, global_batch_size: int,
                 seed: int = 0, shuffle: bool = True,
-                num_epochs: Optional[int] = None, worker_count: int = 0,
-                drop_remainder: bool = True) -> grain.DataLoader:
-  """This process's share of each global batch of token records."""
-  import jax  # pylint: disable=g-import-not-at-top
-  nproc = jax.process_count()
-  if global_batch_size % nproc:
-    raise ValueError(f'batch size {global_batch_size} does not divide over '
-                     f'{nproc} processes')
-  source = TokenSource(directory, split)
-  sampler = grain.samplers.IndexSampler(
-      num_records=len(source),
-      shard_options=grain.sharding.ShardByJaxProcess(drop_remainder=True),
-      shuffle=shuffle, num_epochs=num_epochs, seed=seed)
-  ops = [ToArrays(audio_len(read_meta(directory))),
-         grain.transforms.Batch(global_batch_size // nproc,
-                                drop_remainder=drop_remainder)]
-  return grain.DataLoader(data_source=source, sampler=sampler, operations=ops,
-                          worker_count=worker_count)
+                num_epochs: Optional[int] = None, start: int = 0,
+                worker_count: int = 0) -> grain.IterDataset:
+  """This process's share of global batches start, start + 1, ... of the
+  token records of a split (see pipeline.process_batches)."""
+  return pipeline.process_batches(
+      TokenSource(directory, split), ToArrays(audio_len(read_meta(directory))),
+      global_batch_size=global_batch_size, seed=seed, shuffle=shuffle,
+      num_epochs=num_epochs, start=start, worker_count=worker_count)

@@ -2,28 +2,104 @@
 
 A stage builds its mesh, input, model, update step and evaluation, then
 hands them to `run`, which resumes from the latest checkpoint (same batches,
-same losses as if never stopped) and stops loudly on a NaN/inf step.
+same losses as if never stopped), stops loudly on a NaN/inf step, and on
+SIGTERM (a preemption notice) saves at the next step boundary and exits.
 """
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from typing import Any, Callable
 
 from absl import logging
 import jax
+from jax.experimental import multihost_utils
 
 from mirai_jax.data import pipeline
 from mirai_jax.train import checkpoint
 
+# The conventional exit status of a process ended by SIGTERM: schedulers and
+# retry loops read it as "preempted", not as success or a crash.
+PREEMPTED_EXIT_CODE = 143
 
-def restore_or_init(ckpt: checkpoint.Checkpoints, abstract_state, shardings,
-                    make_state: Callable, seed: int, data_iter):
-  """(state, first step): the latest checkpoint, or a fresh state at step 0."""
-  if ckpt.latest_step() is not None:
-    return ckpt.restore(checkpoint.abstract(abstract_state, shardings),
-                        data_iter)
-  return make_state(jax.random.key(seed)), 0
+
+class Preempted(Exception):
+  """Training stopped on SIGTERM after saving a checkpoint."""
+
+
+class Preemption:
+  """Whether a preemption notice (SIGTERM) has arrived, as of a given step.
+
+  With several processes the notice goes through JAX's coordination service
+  (its own SIGTERM handler): every process answers True at the same step even
+  when only one was signalled, so they all take part in the save. With one
+  process a Python handler sets a flag.
+  """
+
+  def __init__(self):
+    self._requested = False
+    self._old = None
+    if (jax.process_count() == 1
+        and threading.current_thread() is threading.main_thread()):
+      self._old = signal.signal(signal.SIGTERM, self._handler)
+
+  def _handler(self, signum, frame):  # pylint: disable=unused-argument
+    self._requested = True
+
+  def reached(self, step: int) -> bool:
+    if jax.process_count() > 1:
+      return multihost_utils.reached_preemption_sync_point(step)
+    return self._requested
+
+  def close(self) -> None:
+    if self._old is not None:
+      signal.signal(signal.SIGTERM, self._old)
+      self._old = None
+
+
+def _flat(tree: dict, prefix: str = '') -> dict:
+  out = {}
+  for k, v in tree.items():
+    if isinstance(v, dict):
+      out.update(_flat(v, f'{prefix}{k}.'))
+    else:
+      out[f'{prefix}{k}'] = v
+  return out
+
+
+def restore_or_init(name: str, config, ckpt: checkpoint.Checkpoints,
+                    abstract_state, shardings, make_state: Callable):
+  """(state, first step): the latest checkpoint, placed with `shardings`
+  whatever layout it was saved from, or a fresh state at step 0.
+
+  A workdir written by a config with another model fails here, from the
+  checkpoint's metadata, before any compute: with the arrays and the config
+  fields that differ.
+  """
+  step = ckpt.latest_step()
+  if step is None:
+    return make_state(jax.random.key(config.seed)), 0
+  bad = ckpt.shape_mismatches(abstract_state, step)
+  if bad:
+    try:
+      saved = _flat(ckpt.saved_config(step).get(name, {}))
+    except Exception:  # pylint: disable=broad-except
+      saved = {}
+    now = _flat(config[name].to_dict())
+    diff = [f'  config.{name}.{k}: checkpoint {saved.get(k)!r}, now {now.get(k)!r}'
+            for k in sorted(saved.keys() | now.keys())
+            if str(saved.get(k)) != str(now.get(k))]
+    raise ValueError(
+        f'{ckpt.directory} (step {step}) was written by a config with another '
+        f'{name} model, so training cannot resume from it:\n  '
+        + '\n  '.join(bad[:6]) + (f'\n  ... {len(bad) - 6} more' if len(bad) > 6 else '')
+        + ('\nConfig fields that differ from the checkpoint\'s:\n' + '\n'.join(diff)
+           if diff else '')
+        + '\nSet those fields back, or use a new --workdir (or delete that '
+        'directory to start again).')
+  return ckpt.restore(checkpoint.abstract(abstract_state, shardings), step)
 
 
 def run(name: str, cfg, config, *, state, start: int, update: Callable,
@@ -33,8 +109,9 @@ def run(name: str, cfg, config, *, state, start: int, update: Callable,
 
   Logs every cfg.log_every steps (the `show` metrics on the progress line),
   checkpoints every cfg.checkpoint_every, calls evaluate(step, state) every
-  cfg.eval_every and at the end; returns the last evaluation. Closes `ckpt`
-  and `writer`.
+  cfg.eval_every and at the end; returns the last evaluation. On SIGTERM it
+  saves the step just finished and raises Preempted. Closes `ckpt` and
+  `writer`.
   """
 
   def check_finite(step):
@@ -46,6 +123,7 @@ def run(name: str, cfg, config, *, state, start: int, update: Callable,
           f'intact. Lower config.{name}.lr or raise grad_clip, then rerun.')
 
   result = {}
+  preemption = Preemption()
   try:
     t0 = time.time()
     for step in range(start, cfg.steps):
@@ -56,9 +134,17 @@ def run(name: str, cfg, config, *, state, start: int, update: Callable,
         check_finite(done)
         values = writer.scalars(done, {f'train/{k}': v for k, v in m.items()})
         writer.progress(done, {k: values[f'train/{k}'] for k in show})
-      if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+      # Asked every step: with several processes this is the collective
+      # that agrees on the step at which all of them stop.
+      stop = preemption.reached(done)
+      if done % cfg.checkpoint_every == 0 or done == cfg.steps or stop:
         check_finite(done)
-        ckpt.save(done, state, data_iter, config.to_dict())
+        ckpt.save(done, state, config.to_dict(), force=stop)
+      if stop:
+        ckpt.wait()
+        raise Preempted(
+            f'{name}: preempted (SIGTERM); saved step {done} in '
+            f'{ckpt.directory}. Run the same command again to resume.')
       if cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.steps):
         result = evaluate(done, state)
     if start >= cfg.steps:
@@ -66,6 +152,7 @@ def run(name: str, cfg, config, *, state, start: int, update: Callable,
     logging.info('%s: %d steps in %.0f s', name, cfg.steps - start,
                  time.time() - t0)
   finally:
+    preemption.close()
     ckpt.close()
     writer.close()
   return result

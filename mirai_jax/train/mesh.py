@@ -21,6 +21,10 @@ def make_mesh(fsdp: int = 1, devices: int = 0) -> jax.sharding.Mesh:
   if n > jax.device_count():
     raise ValueError(f'config.mesh.devices={devices} but only '
                      f'{jax.device_count()} devices are present')
+  if jax.process_count() > 1 and n != jax.device_count():
+    raise ValueError(f'config.mesh.devices={devices}: a run of '
+                     f'{jax.process_count()} processes uses every device; '
+                     'set config.mesh.devices=0')
   if fsdp < 1 or n % fsdp:
     raise ValueError(f'config.mesh.fsdp={fsdp} does not divide the {n} '
                      'devices; use a divisor of the device count')

@@ -227,10 +227,10 @@ def train_and_evaluate(config, workdir: str) -> dict:
                      f'divide over {mesh.size} devices')
 
   # ------------------------------------------------------ Input pipeline
-  loader = pipeline.make_loader(
+  train_batches = lambda start: iter(pipeline.make_loader(
       builder, 'train', global_batch_size=cfg.batch_size, seed=config.seed,
-      worker_count=config.input.worker_count, flip=config.input.flip)
-  train_iter = iter(loader)
+      worker_count=config.input.worker_count, flip=config.input.flip,
+      start=start))
 
   # ---------------------------------------------- Model & optimiser
   parts = setup(config, spec, frames)
@@ -248,8 +248,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
   # -------------------------------------------------- Load checkpoint
   ckpt = checkpoint.Checkpoints(os.path.join(out, 'checkpoints'), cfg.keep)
-  state, start = loop.restore_or_init(ckpt, abstract_state, state_sharding,
-                                      make_state, config.seed, train_iter)
+  state, start = loop.restore_or_init('tokenizer', config, ckpt,
+                                      abstract_state, state_sharding, make_state)
   writer = metrics_lib.Writer(out, cfg.steps, 'tokenizer')
   n_params = sum(x.size for x in jax.tree.leaves(state.params))
   logging.info('tokenizer: %.2fM parameters, codebook %d, mesh %s, start step %d',
@@ -274,8 +274,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
   # -------------------------------------------------------- Train loop
   return loop.run('tokenizer', cfg, config, state=state, start=start,
-                  update=update, data_iter=train_iter, mesh=mesh, ckpt=ckpt,
-                  writer=writer, evaluate=evaluate,
+                  update=update, data_iter=train_batches(start), mesh=mesh,
+                  ckpt=ckpt, writer=writer, evaluate=evaluate,
                   show=('loss', 'recon', 'perplexity'))
 
 

@@ -217,9 +217,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
                        f'use a multiple of {mesh.size}')
 
   # ------------------------------------------------------ Input pipeline
-  train_iter = iter(tokens_lib.make_loader(
+  train_batches = lambda start: iter(tokens_lib.make_loader(
       token_dir, 'train', global_batch_size=cfg.batch_size, seed=config.seed,
-      worker_count=config.input.worker_count))
+      worker_count=config.input.worker_count, start=start))
 
   # ---------------------------------------------- Model & optimiser
   model, order, tx, make_state = setup(config, meta)
@@ -236,8 +236,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
   # -------------------------------------------------- Load checkpoint
   ckpt = checkpoint.Checkpoints(os.path.join(out, 'checkpoints'), cfg.keep)
-  state, start = loop.restore_or_init(ckpt, abstract_state, state_sharding,
-                                      make_state, config.seed, train_iter)
+  state, start = loop.restore_or_init('transformer', config, ckpt,
+                                      abstract_state, state_sharding, make_state)
   writer = metrics_lib.Writer(out, cfg.steps, 'transformer')
   n_params = sum(x.size for x in jax.tree.leaves(state.params))
   logging.info('transformer: %.2fM parameters, %d tokens per window (%d '
@@ -278,5 +278,6 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
   # -------------------------------------------------------- Train loop
   return loop.run('transformer', cfg, config, state=state, start=start,
-                  update=update, data_iter=train_iter, mesh=mesh, ckpt=ckpt,
-                  writer=writer, evaluate=validate, show=('loss', 'accuracy'))
+                  update=update, data_iter=train_batches(start), mesh=mesh,
+                  ckpt=ckpt, writer=writer, evaluate=validate,
+                  show=('loss', 'accuracy'))

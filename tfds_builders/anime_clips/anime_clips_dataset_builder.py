@@ -4,12 +4,25 @@ Build without TensorFlow:
 
   python -m mirai_jax.prepare --manual_dir=EPISODES --data_dir=OUT [--config=64x64_t20]
 
-or with the stock command (needs `pip install -e .[tf]`):
+or, for a few hundred episodes, as an Apache Beam pipeline (`pip install -e
+.[beam]`) with one episode per work item, on the DirectRunner or on
+Dataflow, Spark or Flink (README: "Preparing hundreds of episodes with Apache
+Beam"); the records are the same as those of the local build:
+
+  python -m mirai_jax.prepare --manual_dir=EPISODES --data_dir=OUT \
+      --beam_runner=DirectRunner --beam_options="--direct_num_workers=4"
+
+EPISODES and OUT may then be URLs (gs://..., through fsspec: `pip install
+gcsfs`); workers copy each episode to local disk for ffmpeg and write each
+shard locally before uploading it, since array_record only writes local files.
+
+The stock command (needs `pip install -e .[tf]`) works too:
 
   tfds build tfds_builders/anime_clips --manual_dir=EPISODES --data_dir=OUT \
       --file_format=array_record --config=64x64_t20
 
-Read it back with plain numpy:
+Read it back with plain numpy (array_record reads local files only: copy a
+bucket's dataset down first):
 
   tfds.builder_from_directory(OUT/anime_clips/64x64_t20/1.0.0).as_data_source()
 """
@@ -18,14 +31,20 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
+import json
 import os
+import posixpath
+import tempfile
 import threading
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 from absl import logging
+from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
+from tensorflow_datasets.core import writer as writer_lib
 
 from mirai_jax.data import clips
 
@@ -80,6 +99,7 @@ layout; sub-folders allowed) in one folder and pass it as --manual_dir."""
     self._workers = workers or max(1, min(8, (os.cpu_count() or 2) // 2))
     self._split_file = split_file
     self._lock = threading.Lock()
+    self._beam = False
 
   def _info(self) -> tfds.core.DatasetInfo:
     c = self.builder_config.clip
@@ -111,10 +131,20 @@ layout; sub-folders allowed) in one folder and pass it as --manual_dir."""
         homepage='https://github.com/mirai-jax/mirai_jax',
     )
 
+  def _download_and_prepare(self, dl_manager, download_config):
+    # TFDS switches to Beam when _generate_examples returns a PTransform; the
+    # runner in the download config is what asks for that.
+    self._beam = download_config.beam_runner is not None
+    self._report_paths = {}
+    super()._download_and_prepare(dl_manager, download_config)
+
+  def _example_writer(self) -> writer_lib.ExampleWriter:
+    return _ExampleWriter(file_format=self.info.file_format)
+
   def _split_generators(self, dl_manager):
     cfg = self.builder_config
     cfg.clip.validate()
-    episodes = clips.list_episodes(dl_manager.manual_dir)
+    episodes = list_episodes(dl_manager.manual_dir)
     split_file = self._split_file
     by_name = clips.read_split_file(split_file) if split_file else None
     assigned = collections.defaultdict(list)
@@ -139,7 +169,7 @@ layout; sub-folders allowed) in one folder and pass it as --manual_dir."""
     meta['split_episodes'] = {s: [n for n, _ in v] for s, v in assigned.items()}
     logging.info('anime_clips: %d files, splits %s', len(episodes),
                  {s: len(v) for s, v in assigned.items()})
-    return {split: self._generate_examples(files)
+    return {split: self._generate_examples(files, split)
             for split, files in sorted(assigned.items())}
 
   def _skip(self, name: str, reason: str) -> None:
@@ -149,27 +179,66 @@ layout; sub-folders allowed) in one folder and pass it as --manual_dir."""
 
   def _episode(self, item):
     name, path = item
-    try:
-      return clips.episode_clips(path, name, self.builder_config.clip)
-    except clips.VideoError as e:
-      self._skip(name, str(e).removeprefix(path + ': '))
-    except Exception as e:  # pylint: disable=broad-except
-      # A hostile file must not take the whole build down with it.
-      self._skip(name, f'{type(e).__name__}: {e}')
-    return [], None
+    records, report, why = _decode(name, path, self.builder_config.clip)
+    if why is not None:
+      self._skip(name, why)
+    return records, report
 
-  def _generate_examples(self, files) -> Iterator[tuple[str, dict]]:
+  def _generate_examples(self, files, split: str):
+    if not self._beam:
+      return self._generate_locally(files)
+    # Workers cannot reach this object: they send their reports through a
+    # file beside the shards, read back once the pipeline is done.
+    self._report_paths[split] = os.fspath(
+        self.data_path / f'.{split}-episode-reports.json')
+    return _beam_examples(files, self.builder_config.clip,
+                          self._report_paths[split])
+
+  def _generate_locally(self, files) -> Iterator[tuple[str, dict]]:
     for records, report in _bounded_map(self._episode, files, self._workers):
       if report is None:
         continue
       with self._lock:
         self._reports.append(dataclasses.asdict(report))
-      logging.info(
-          '%s: %d frames (%.1f s at %s fps) -> %d shots, %d clips%s in %.1f s',
-          report.episode, report.frames, report.seconds, report.fps,
-          report.shots, report.clips,
-          '' if report.has_audio else ' (no audio)', report.decode_seconds)
+      _log_report(report)
       yield from clips.iter_examples(records)
+
+  def _process_pipeline_result(self, pipeline_result) -> None:
+    super()._process_pipeline_result(pipeline_result)
+    # Same order as the local build: splits by name, then episodes by name.
+    for split in sorted(self._report_paths):
+      path = epath.Path(self._report_paths[split])
+      items = sorted(json.loads(path.read_text()),
+                     key=lambda x: x[1]['episode'])
+      path.unlink()
+      self._reports += [x for kind, x in items if kind == 'episode']
+      self._skipped += [x for kind, x in items if kind == 'skipped']
+    self._report_paths = {}
+
+
+def _decode(name: str, path: str, spec: clips.ClipSpec
+            ) -> tuple[list[dict[str, Any]], Optional[clips.EpisodeReport],
+                       Optional[str]]:
+  """(records, report, None), or ([], None, why the file was skipped)."""
+  # Outside the try: a failed download is the storage's fault, not the
+  # file's, and under Beam it should fail the work item so it is retried.
+  with _local_copy(path) as local:
+    try:
+      records, report = clips.episode_clips(local, name, spec)
+      return records, report, None
+    except clips.VideoError as e:
+      return [], None, str(e).removeprefix(local + ': ')
+    except Exception as e:  # pylint: disable=broad-except
+      # A hostile file must not take the whole build down with it.
+      return [], None, f'{type(e).__name__}: {e}'
+
+
+def _log_report(report: clips.EpisodeReport) -> None:
+  logging.info(
+      '%s: %d frames (%.1f s at %s fps) -> %d shots, %d clips%s in %.1f s',
+      report.episode, report.frames, report.seconds, report.fps,
+      report.shots, report.clips,
+      '' if report.has_audio else ' (no audio)', report.decode_seconds)
 
 
 def _bounded_map(fn, items, workers: int):
@@ -182,3 +251,121 @@ def _bounded_map(fn, items, workers: int):
         yield pending.popleft().result()
     while pending:
       yield pending.popleft().result()
+
+
+# ------------------------------------------------------------------ Beam ---
+
+
+def _beam_examples(files, spec: clips.ClipSpec, report_path: str):
+  """PTransform: (name, path) of a split's episodes -> (key, example).
+
+  One episode is one work item, and its keys are the local build's, so both
+  builds write the same records.
+  """
+  import apache_beam as beam  # pylint: disable=g-import-not-at-top
+
+  @beam.ptransform_fn
+  def episodes_to_examples(pipeline):
+    decoded = (
+        pipeline
+        | 'Episodes' >> beam.Create(files)
+        # Without it a runner may fuse Create with Decode and decode every
+        # episode on the one worker that created the list.
+        | 'OneEpisodePerWorkItem' >> beam.Reshuffle()
+        | 'Decode' >> beam.FlatMap(_beam_episode, spec).with_outputs(
+            'report', main='examples'))
+    _ = (decoded.report
+         | 'CollectReports' >> beam.combiners.ToList()
+         | 'SaveReports' >> beam.Map(_save_reports, report_path))
+    return decoded.examples
+
+  return episodes_to_examples()  # pylint: disable=no-value-for-parameter
+
+
+def _beam_episode(item, spec: clips.ClipSpec):
+  from apache_beam import pvalue  # pylint: disable=g-import-not-at-top
+  name, path = item
+  records, report, why = _decode(name, path, spec)
+  if why is not None:
+    logging.warning('skipped %s: %s', name, why)
+    yield pvalue.TaggedOutput('report',
+                              ('skipped', {'episode': name, 'reason': why}))
+    return
+  _log_report(report)
+  yield pvalue.TaggedOutput('report', ('episode', dataclasses.asdict(report)))
+  yield from clips.iter_examples(records)
+
+
+def _save_reports(reports, path: str) -> None:
+  with epath.Path(path).open('w') as f:
+    json.dump(reports, f)
+
+
+# ---------------------------------------------- Folders and files by URL ---
+
+
+def is_url(path) -> bool:
+  return '://' in os.fspath(path)
+
+
+def list_episodes(folder, *, stamps: bool = False) -> list[tuple[str, ...]]:
+  """clips.list_episodes, also for folders given as URLs (gs://, s3://, ...).
+
+  With `stamps`, each file also comes with a string that changes when it is
+  replaced, resized or touched.
+  """
+  folder = os.fspath(folder)
+  if not is_url(folder):
+    found = clips.list_episodes(folder)
+    if not stamps:
+      return found
+    return [(name, path, f'{st.st_size}\0{st.st_mtime_ns}')
+            for name, path in found for st in [os.stat(path)]]
+  import fsspec  # pylint: disable=g-import-not-at-top
+  fs, root = fsspec.core.url_to_fs(folder)
+  root = root.rstrip('/')
+  out = []
+  # One listing of the whole tree: a stat per file would be a request each.
+  for path, info in fs.find(root, withdirs=False, detail=True).items():
+    name = path[len(root) + 1:] if path.startswith(root + '/') else ''
+    if not name or any(part.startswith('.') for part in name.split('/')):
+      continue
+    url = fs.unstrip_protocol(path)
+    changed = next((info[k] for k in ('mtime', 'updated', 'LastModified',
+                                      'created') if info.get(k)), '')
+    out.append((name, url, f"{info.get('size')}\0{changed}") if stamps
+               else (name, url))
+  return sorted(out)
+
+
+@contextlib.contextmanager
+def _local_copy(path: str) -> Iterator[str]:
+  """`path`, or a local copy of it while in the block: ffmpeg reads files."""
+  if not is_url(path):
+    yield path
+    return
+  import fsspec  # pylint: disable=g-import-not-at-top
+  fs, remote = fsspec.core.url_to_fs(path)
+  with tempfile.TemporaryDirectory(prefix='anime_clips-') as tmp:
+    local = os.path.join(tmp, posixpath.basename(remote))
+    fs.get_file(remote, local)
+    yield local
+
+
+class _ExampleWriter(writer_lib.ExampleWriter):
+  """Writes a shard whose path is a URL locally, then uploads it.
+
+  array_record's writer opens local files only, and TFDS (4.9) hands it the
+  shard's final path, so a gs:// data_dir would fail on every worker.
+  """
+
+  def write(self, path, examples):
+    if not is_url(path):
+      return super().write(path, examples)
+    import fsspec  # pylint: disable=g-import-not-at-top
+    fs, remote = fsspec.core.url_to_fs(os.fspath(path))
+    with tempfile.TemporaryDirectory(prefix='anime_clips-') as tmp:
+      local = os.path.join(tmp, posixpath.basename(remote))
+      positions = super().write(local, examples)
+      fs.put_file(local, remote)
+    return positions

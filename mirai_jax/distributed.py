@@ -1,0 +1,73 @@
+"""Joining a multi-process run (several hosts of a TPU slice or GPU cluster).
+
+Every process runs the same command. `initialize` connects them through
+JAX's distributed runtime before any other JAX call; afterwards
+jax.devices() lists the devices of all processes, each process feeds its own
+rows of every global batch (data/pipeline.py), and all of them take part in
+every Orbax save while process 0 alone writes logs, metrics and samples.
+
+How the processes find each other, in order:
+  1. --coordinator_address / --num_processes / --process_id (all three), or
+     the environment variables JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES,
+     JAX_PROCESS_ID;
+  2. --distributed=on: JAX's own detection (Cloud TPU VM metadata, SLURM,
+     Open MPI, Kubernetes);
+  3. --distributed=auto (the default): as 2 when SLURM or Open MPI report
+     more than one task; otherwise a single process, nothing to join.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from absl import logging
+import jax
+
+MODES = ('auto', 'on', 'off')
+
+
+def _task_count() -> int:
+  """Processes a SLURM or Open MPI launcher started (1 outside them)."""
+  for name in ('SLURM_NTASKS', 'SLURM_STEP_NUM_TASKS', 'OMPI_COMM_WORLD_SIZE'):
+    value = os.environ.get(name, '')
+    if value.isdigit():
+      return int(value)
+  return 1
+
+
+def initialize(mode: str = 'auto', coordinator_address: str = '',
+               num_processes: Optional[int] = None,
+               process_id: Optional[int] = None) -> bool:
+  """Joins the run's other processes if there are any; True if it did."""
+  if mode not in MODES:
+    raise ValueError(f'--distributed={mode!r}: use one of {", ".join(MODES)}')
+  env = os.environ.get
+  address = coordinator_address or env('JAX_COORDINATOR_ADDRESS', '')
+  if num_processes is None and env('JAX_NUM_PROCESSES', '').isdigit():
+    num_processes = int(env('JAX_NUM_PROCESSES'))
+  if process_id is None and env('JAX_PROCESS_ID', '').isdigit():
+    process_id = int(env('JAX_PROCESS_ID'))
+  given = [address, num_processes, process_id]
+  if mode == 'off':
+    return False
+  if any(x not in ('', None) for x in given):
+    if any(x in ('', None) for x in given):
+      raise ValueError(
+          'a multi-process run needs all of --coordinator_address (host:port '
+          'of process 0), --num_processes and --process_id, or the variables '
+          f'JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID; got '
+          f'address={address!r}, num_processes={num_processes}, '
+          f'process_id={process_id}')
+    if not 0 <= process_id < num_processes:
+      raise ValueError(f'--process_id={process_id} must be in 0..'
+                       f'{num_processes - 1} (--num_processes={num_processes})')
+    jax.distributed.initialize(address, num_processes, process_id)
+  elif mode == 'on' or _task_count() > 1:
+    jax.distributed.initialize()
+  else:
+    return False
+  logging.info('process %d of %d: %d local devices, %d in all',
+               jax.process_index(), jax.process_count(),
+               jax.local_device_count(), jax.device_count())
+  return True

@@ -1,0 +1,197 @@
+"""Real processes: two-process training on CPU collectives, SIGTERM, kill -9.
+
+Each run is `python -m mirai_jax.main --mode=transformer` on fake token
+records, as a user would start it; the reference is one uninterrupted
+process with the same 4 devices and global batch.
+"""
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+import helpers
+from mirai_jax.data import tokens as tokens_lib
+from mirai_jax.train import checkpoint
+from mirai_jax.train import loop
+from mirai_jax.train import mesh as mesh_lib
+from mirai_jax.train import transformer as train_transformer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STEPS = 60
+OVERRIDES = dict(frames=4, context=2, width=32, depth=2, heads=4,
+                 audio_channels=16, batch_size=8, eval_batch_size=4,
+                 log_every=1, checkpoint_every=4, eval_every=0, eval_batches=1,
+                 warmup_steps=2, steps=STEPS)
+
+
+def _command(workdir, **extra):
+  flags = [f'--config.transformer.{k}={v}' for k, v in OVERRIDES.items()]
+  flags += [f'--{k}={v}' for k, v in extra.items()]
+  return [sys.executable, '-m', 'mirai_jax.main',
+          f'--config={ROOT}/configs/demo.py', f'--workdir={workdir}',
+          '--mode=transformer', '--distributed=auto', *flags]
+
+
+def _env(devices):
+  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=ROOT,
+             XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}')
+  for k in ('SLURM_NTASKS', 'OMPI_COMM_WORLD_SIZE', 'JAX_COORDINATOR_ADDRESS'):
+    env.pop(k, None)
+  return env
+
+
+def _start(workdir, devices=4, **extra):
+  # Output to a file, not a pipe: a full pipe would stall one process of a
+  # pair while the other waits for it in a collective.
+  os.makedirs(workdir, exist_ok=True)
+  log = open(os.path.join(workdir, f'log{len(os.listdir(workdir))}.txt'), 'w+')
+  proc = subprocess.Popen(_command(workdir, **extra), env=_env(devices),
+                          cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+  proc.log = log
+  return proc
+
+
+def _output(proc):
+  proc.log.seek(0)
+  return proc.log.read()
+
+
+def _finish(proc, timeout=300):
+  try:
+    proc.wait(timeout=timeout)
+  except subprocess.TimeoutExpired:
+    proc.kill()
+    proc.wait()
+  out = _output(proc)
+  proc.log.close()
+  return proc.returncode, out
+
+
+def _workdir(tmp_path, name):
+  workdir = str(tmp_path / name)
+  helpers.write_fake_tokens(os.path.join(workdir, 'tokens'))
+  return workdir
+
+
+def _params(workdir):
+  config = helpers.demo_config()
+  for k, v in OVERRIDES.items():
+    config.transformer[k] = v
+  meta = tokens_lib.read_meta(os.path.join(workdir, 'tokens'))
+  _, _, params, step = train_transformer.restore_for_inference(
+      config, workdir, meta, mesh_lib.make_mesh(1, 1))
+  return jax.device_get(params), step
+
+
+def _losses(workdir):
+  with open(os.path.join(workdir, 'transformer', 'metrics.jsonl')) as f:
+    rows = [json.loads(l) for l in f]
+  return {r['step']: r['train/loss'] for r in rows if 'train/loss' in r}
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(('localhost', 0))
+    return s.getsockname()[1]
+
+
+@pytest.fixture(scope='module')
+def reference(tmp_path_factory):
+  workdir = _workdir(tmp_path_factory.mktemp('dist'), 'ref')
+  code, out = _finish(_start(workdir))
+  assert code == 0, out
+  return workdir
+
+
+def test_two_processes_train_like_one(reference, tmp_path):
+  workdir = _workdir(tmp_path, 'two')
+  port = _free_port()
+  procs = [_start(workdir, devices=2, coordinator_address=f'localhost:{port}',
+                  num_processes=2, process_id=i) for i in range(2)]
+  results = [_finish(p) for p in procs]
+  for code, out in results:
+    assert code == 0, out
+  # Process 0 alone writes metrics; the global batches are the same rows.
+  ref, got = _losses(reference), _losses(workdir)
+  assert sorted(got) == sorted(ref) == list(range(1, STEPS + 1))
+  np.testing.assert_allclose([got[s] for s in ref], list(ref.values()),
+                             rtol=2e-5)
+  (a, step_a), (b, step_b) = _params(reference), _params(workdir)
+  assert step_a == step_b == STEPS
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, atol=1e-5), a, b)
+
+
+def _lines(workdir):
+  path = os.path.join(workdir, 'transformer', 'metrics.jsonl')
+  if not os.path.exists(path):
+    return 0
+  with open(path) as f:
+    return sum(1 for _ in f)
+
+
+def _wait_for_lines(workdir, n, proc, timeout=180):
+  """Until the run has logged n metric lines in all (one per step)."""
+  t0 = time.time()
+  while time.time() - t0 < timeout and proc.poll() is None:
+    if _lines(workdir) >= n:
+      return
+    time.sleep(0.02)
+  raise AssertionError(f'{n} metric lines not reached in {timeout} s:\n'
+                       + _output(proc)[-3000:])
+
+
+def test_sigterm_saves_at_a_step_boundary_and_the_run_resumes(reference,
+                                                              tmp_path):
+  workdir = _workdir(tmp_path, 'term')
+  proc = _start(workdir)
+  _wait_for_lines(workdir, 5, proc)
+  proc.send_signal(signal.SIGTERM)
+  code, out = _finish(proc)
+  assert code == loop.PREEMPTED_EXIT_CODE, out
+  assert 'Run the same command again to resume' in out
+  ckpt = checkpoint.Checkpoints(os.path.join(workdir, 'transformer',
+                                             'checkpoints'))
+  saved = ckpt.latest_step()
+  ckpt.close()
+  assert 5 <= saved < STEPS and saved % OVERRIDES['checkpoint_every'], (
+      'the preemption save is its own, not a periodic one')
+  code, out = _finish(_start(workdir))
+  assert code == 0, out
+  (a, _), (b, step) = _params(reference), _params(workdir)
+  assert step == STEPS
+  jax.tree.map(np.testing.assert_array_equal, a, b)
+
+
+def test_kill_9_at_random_moments_never_breaks_a_checkpoint(reference,
+                                                            tmp_path):
+  """Killed while stepping or in the middle of an asynchronous save (every 4
+  steps), three times: each restart restores, and the end state is the
+  uninterrupted run's."""
+  workdir = _workdir(tmp_path, 'kill')
+  rng = random.Random(0)
+  restarts = 0
+  for _ in range(3):
+    before = _lines(workdir)
+    proc = _start(workdir)
+    _wait_for_lines(workdir, before + 2, proc)
+    time.sleep(rng.uniform(0.0, 0.3))
+    if proc.poll() is not None:
+      break
+    proc.kill()
+    _finish(proc)
+    restarts += 1
+  assert restarts >= 2
+  code, out = _finish(_start(workdir))
+  assert code == 0, out
+  (a, _), (b, step) = _params(reference), _params(workdir)
+  assert step == STEPS
+  jax.tree.map(np.testing.assert_array_equal, a, b)

@@ -26,7 +26,7 @@ from mirai_jax.train import mesh as mesh_lib
 from mirai_jax.train import transformer as train_transformer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STEPS = 60
+STEPS = 120
 OVERRIDES = dict(frames=4, context=2, width=32, depth=2, heads=4,
                  audio_channels=16, batch_size=8, eval_batch_size=4,
                  log_every=1, checkpoint_every=4, eval_every=0, eval_batches=1,
@@ -112,16 +112,37 @@ def reference(tmp_path_factory):
   return workdir
 
 
-def test_two_processes_train_like_one(reference, tmp_path):
+def _latest(workdir):
+  ckpt = checkpoint.Checkpoints(os.path.join(workdir, 'transformer',
+                                             'checkpoints'))
+  step = ckpt.latest_step()
+  ckpt.close()
+  return step
+
+
+def test_two_processes_train_like_one_and_stop_together(reference, tmp_path):
+  """Two processes of 2 devices each against one process of 4: the same
+  global batches. SIGTERM reaches process 1 only; both save the same step and
+  exit 143, and the restarted pair ends where the single process did."""
   workdir = _workdir(tmp_path, 'two')
-  port = _free_port()
-  procs = [_start(workdir, devices=2, coordinator_address=f'localhost:{port}',
-                  num_processes=2, process_id=i) for i in range(2)]
-  results = [_finish(p) for p in procs]
-  for code, out in results:
+
+  def pair():
+    port = _free_port()
+    return [_start(workdir, devices=2, coordinator_address=f'localhost:{port}',
+                   num_processes=2, process_id=i) for i in range(2)]
+
+  procs = pair()
+  _wait_for_lines(workdir, 5, procs[0])
+  procs[1].send_signal(signal.SIGTERM)
+  for code, out in [_finish(p) for p in procs]:
+    assert code == loop.PREEMPTED_EXIT_CODE, out
+  saved = _latest(workdir)
+  assert 5 <= saved < STEPS
+  for code, out in [_finish(p) for p in pair()]:
     assert code == 0, out
-  # Process 0 alone writes metrics; the global batches are the same rows.
+  # Process 0 alone writes metrics, one line per step across the restart.
   ref, got = _losses(reference), _losses(workdir)
+  assert _lines(workdir) == STEPS
   assert sorted(got) == sorted(ref) == list(range(1, STEPS + 1))
   np.testing.assert_allclose([got[s] for s in ref], list(ref.values()),
                              rtol=2e-5)
@@ -158,10 +179,7 @@ def test_sigterm_saves_at_a_step_boundary_and_the_run_resumes(reference,
   code, out = _finish(proc)
   assert code == loop.PREEMPTED_EXIT_CODE, out
   assert 'Run the same command again to resume' in out
-  ckpt = checkpoint.Checkpoints(os.path.join(workdir, 'transformer',
-                                             'checkpoints'))
-  saved = ckpt.latest_step()
-  ckpt.close()
+  saved = _latest(workdir)
   assert 5 <= saved < STEPS and saved % OVERRIDES['checkpoint_every'], (
       'the preemption save is its own, not a periodic one')
   code, out = _finish(_start(workdir))

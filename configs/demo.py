@@ -20,10 +20,10 @@ Stages:
 
 Run time: 15.7 min on 2 CPU cores (2.5 data and preview, 4.3 tokenizer, 7.5
 transformer, ~1 evaluate and predict). Expected: 0 files skipped;
-"tokenizer eval step 1500: PSNR 21.61 dB"; evaluate (test split, 72 clips):
-the model MSE 0.00383 (26.35 dB) against copy-last-frame's 0.00343 (29.52
-dB) and the ceiling's 0.00164; mouth MSE 0.0367 with the clip's own sound vs
-0.0386 with another clip's. Too short to beat copy-last-frame: see 'long'.
+"tokenizer eval step 1500: PSNR 21.62 dB"; evaluate (test split, 72 clips):
+the model MSE 0.00415 (25.58 dB) against copy-last-frame's 0.00343 (29.52
+dB) and the ceiling's 0.00166; mouth MSE 0.0375 with the clip's own sound vs
+0.0382 with another clip's. Too short to beat copy-last-frame: see 'long'.
 
 'long' (120 episodes, tokenizer and transformer 2000 steps each): 45.0 min
 on 2 CPU cores (2.7 data, 6.3 tokenizer, 33.8 transformer). Expected on the

@@ -3,20 +3,21 @@
 #
 #   launch/tpu_vm.sh setup TPU_NAME ZONE          # copy this checkout, pip install
 #   launch/tpu_vm.sh run   TPU_NAME ZONE -- --config=configs/kny.py \
-#       --workdir=/gcs/BUCKET/kny --config.data.data_dir=/gcs/BUCKET/tensorflow_datasets
-#   launch/tpu_vm.sh mount TPU_NAME ZONE BUCKET   # gcsfuse BUCKET at /gcs/BUCKET
+#       --workdir=gs://BUCKET/kny --config.data.data_dir=gs://BUCKET/tensorflow_datasets
+#   launch/tpu_vm.sh mount TPU_NAME ZONE BUCKET   # optional: gcsfuse at /gcs/BUCKET
 #
 # Every worker runs the same command with --distributed=on: JAX finds the other
 # workers from the TPU metadata, each reads its own rows of every batch, all take
 # part in checkpoints and worker 0 writes the logs. The workdir and dataset must
-# be visible to every worker at the same path: a bucket mounted with gcsfuse
-# (`mount`), or a shared file system. Exit status 143 means preempted after a
-# checkpoint: run the same `run` command again to resume.
+# be visible to every worker at the same path: gs:// paths directly (Orbax
+# writes checkpoints there, inputs are mirrored to each worker's disk), a
+# bucket mounted with gcsfuse (`mount`), or a shared file system. Exit status
+# 143 means preempted after a checkpoint: run the same `run` command again.
 #
 # PROJECT=... adds --project; DRY_RUN=1 prints the gcloud commands instead.
 set -euo pipefail
 
-usage() { sed -n '2,16p' "$0" >&2; exit 2; }
+usage() { sed -n '2,17p' "$0" >&2; exit 2; }
 [[ $# -ge 3 ]] || usage
 action=$1 name=$2 zone=$3
 shift 3
@@ -37,7 +38,7 @@ case "$action" in
     here=$(cd "$(dirname "$0")/.." && pwd)
     run gcloud compute tpus tpu-vm scp --recurse "$here" "$name:$dest" \
         "${gcloud_args[@]}"
-    ssh_all "cd $dest && python3 -m pip install -q -e '.[tpu]'"
+    ssh_all "cd $dest && python3 -m pip install -q -e '.[tpu,gcs]'"
     ;;
   mount)
     [[ $# -eq 1 ]] || usage

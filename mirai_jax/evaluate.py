@@ -27,6 +27,7 @@ Writes <workdir>/evaluate/<split>.json and prints a table.
 from __future__ import annotations
 
 import fractions
+import functools
 import json
 import os
 import time
@@ -38,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mirai_jax import sample
+from mirai_jax import storage
 from mirai_jax import tokenize
 from mirai_jax.data import dataset
 from mirai_jax.data import pipeline
@@ -208,12 +210,12 @@ def mouth_boxes(truth: dict, spec: dict, start: int, count: int) -> np.ndarray:
   return np.clip(np.asarray(out, int), 0, [w, h, w, h])
 
 
+@functools.lru_cache(maxsize=None)
 def _truth_of(truth_dir: str, episode: str):
   path = os.path.join(truth_dir, os.path.splitext(episode)[0] + '.json')
-  if not os.path.exists(path):
+  if not storage.exists(path):
     return None
-  with open(path) as f:
-    return json.load(f)
+  return json.loads(storage.read_text(path))
 
 
 def _frame_metrics(real: np.ndarray, fake: np.ndarray) -> dict:
@@ -335,26 +337,24 @@ def run(config, workdir: str) -> dict:
       entry['mouth_mse_per_frame'] = [round(float(x), 5) for x in mm.mean(0)]
     result['methods'][k] = entry
   out = os.path.join(workdir, 'evaluate')
-  os.makedirs(out, exist_ok=True)
   path = os.path.join(out, f'{ev.split}.json')
   if jax.process_index() == 0:
-    with open(path + '.partial', 'w') as fh:
-      json.dump(result, fh, indent=1)
-    os.replace(path + '.partial', path)
-    _write_examples(out, ev.split, examples, c0)
+    storage.write_text(path, json.dumps(result, indent=1))
+    with storage.output_file(os.path.join(out, f'{ev.split}_examples.gif')
+                             ) as gif:
+      _write_examples(gif, examples, c0)
   print(table(result), flush=True)
   print(f'evaluate: wrote {path}', flush=True)
   return result
 
 
-def _write_examples(out: str, split: str, ex: dict, context: int) -> None:
+def _write_examples(path: str, ex: dict, context: int) -> None:
   """A GIF of the first clips: rows real / predicted / copy-last / ceiling."""
   from mirai_jax.data import visualize  # pylint: disable=g-import-not-at-top
   rows = ('real', 'audio', 'mismatched_audio', 'copy_last', 'reconstruction')
   clips = [(np.clip(ex[k][i], 0, 1) * 255).astype(np.uint8)
            for i in range(len(ex['real'])) for k in rows]
-  visualize.write_gif(os.path.join(out, f'{split}_examples.gif'),
-                      visualize.grid(clips, cols=len(rows)), fps=6)
+  visualize.write_gif(path, visualize.grid(clips, cols=len(rows)), fps=6)
 
 
 def table(result: dict) -> str:

@@ -4,24 +4,27 @@ r"""Entry point: python -m mirai_jax.main --config=configs/demo.py --workdir=DIR
 Runs the config's stages in order (or those named by --mode); every stage
 reads what the earlier ones left in the workdir, so a stage can be rerun on
 its own. Any config field can be overridden: --config.preview.num_clips=4.
-On several hosts every process runs the same command (see distributed.py and
-launch/). Exit status: 0 done, 1 an input is missing or a config is wrong,
+--workdir and the data paths may be gs:// URLs (storage.py). On several
+hosts every process runs the same command (see distributed.py and launch/);
+evaluate and predict run in one process, so a multi-process run leaves them
+out and prints the command that runs them. Exit status: 0 done, 1 an input is missing or a config is wrong,
 143 preempted (SIGTERM) after saving: run the same command to resume.
 """
 
 import logging as std_logging
-import os
 import sys
 
 from absl import app
 from absl import flags
 from absl import logging
+import jax
 from ml_collections import config_flags
 
 from mirai_jax import distributed
 from mirai_jax import evaluate
 from mirai_jax import predict
 from mirai_jax import preview
+from mirai_jax import storage
 from mirai_jax import tokenize
 from mirai_jax.data import dataset
 from mirai_jax.train import loop
@@ -43,6 +46,8 @@ _NUM_PROCESSES = flags.DEFINE_integer('num_processes', None,
                                       'Processes in the run.')
 _PROCESS_ID = flags.DEFINE_integer('process_id', None, 'This process, 0-based.')
 
+# Stages that run in one process; a multi-process run leaves them out.
+ONE_PROCESS = ('evaluate', 'predict')
 STAGES = {
     'data': dataset.run,
     'preview': preview.run,
@@ -75,18 +80,29 @@ def main(argv):
   workdir = _WORKDIR.value or config.get('workdir')
   if not workdir:
     raise app.UsageError('give --workdir=DIR (this config sets no default)')
-  if '://' in workdir:
-    # array_record (token records) and the metrics files write local paths.
-    raise app.UsageError(
-        f'--workdir={workdir}: give a file system path; for a bucket, mount it '
-        'with gcsfuse (launch/tpu_vm.sh mount) and use the mount point, e.g. '
-        '/gcs/BUCKET/run')
-  workdir = os.path.expanduser(workdir)
+  workdir = storage.expand(workdir)
+  for path in (workdir, config.data.episodes, config.data.data_dir):
+    if path and storage.is_url(path):
+      try:  # a missing gcsfs now, not after the first stage
+        storage.filesystem(path)
+      except (ImportError, ValueError) as e:
+        raise app.UsageError(str(e)) from e
   try:
     distributed.initialize(_DISTRIBUTED.value, _COORDINATOR.value,
                            _NUM_PROCESSES.value, _PROCESS_ID.value)
   except ValueError as e:
     raise app.UsageError(str(e)) from e
+  later = [s for s in stages if s in ONE_PROCESS]
+  if jax.process_count() > 1 and later:
+    advice = (f'{",".join(later)} run in one process: afterwards, on one '
+              f'machine that sees the workdir, run\n  python -m mirai_jax.main '
+              f'--config=... --workdir={workdir} --mode={",".join(later)} '
+              '--distributed=off')
+    if _MODE.value:
+      raise app.UsageError(advice)
+    stages = [s for s in stages if s not in ONE_PROCESS]
+    if jax.process_index() == 0:
+      print(f'skipping {advice}', flush=True)
   for stage in stages:
     logging.info('stage %s', stage)
     try:

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mirai_jax import evaluate
+from mirai_jax import storage
 from mirai_jax.data import dataset
 from mirai_jax.data import pipeline
 from mirai_jax.data import tokens as tokens_lib
@@ -48,13 +49,13 @@ def _default_video(config, workdir: str) -> str:
 
 def run(config, workdir: str) -> dict:
   pc = config.predict
-  path = os.path.expanduser(pc.video) if pc.video else _default_video(config, workdir)
-  if not os.path.isfile(path):
+  path = storage.expand(pc.video) if pc.video else _default_video(config, workdir)
+  if not storage.exists(path):
     raise FileNotFoundError(f'config.predict.video: no such file {path}')
   # One device: a single clip does not divide over a mesh.
   p = evaluate.Predictor(config, workdir, mesh_lib.make_mesh(1, 1))
   spec = p.meta['clip_spec']
-  d = video_io.decode(path, spec['height'], spec['width'],
+  d = video_io.decode(storage.local_copy(path), spec['height'], spec['width'],
                       resize=spec['resize'], fps=spec.get('fps') or None,
                       sample_rate=spec['sample_rate'])
   n, f, c0 = len(d.frames), p.frames, p.context
@@ -106,20 +107,20 @@ def run(config, workdir: str) -> dict:
     psnr = pix.psnr(jnp.asarray(real[c0:] / 255.0, jnp.float32),
                     jnp.asarray(pred[c0:], jnp.float32))
     result['psnr_per_frame'] = [round(float(x), 2) for x in psnr]
-  out = os.path.expanduser(pc.out) or os.path.join(workdir, 'predict')
-  os.makedirs(out, exist_ok=True)
+  out = storage.expand(pc.out) or os.path.join(workdir, 'predict')
   stem = os.path.join(out, f'{os.path.splitext(os.path.basename(path))[0]}_'
                            f'{float((k0 + c0) / d.fps):.2f}s')
   frames = visualize.to_uint8(np.clip(frames, 0, 1))
   frames = np.repeat(np.repeat(frames, pc.scale, 1), pc.scale, 2)
-  visualize.write_mp4(stem + '.mp4', frames, float(d.fps),
-                      d.audio_span(k0, k0 + total) if d.audio is not None
-                      else None,
-                      spec['sample_rate'])
-  visualize.write_gif(stem + '.gif', frames, float(d.fps))
+  with storage.output_file(stem + '.mp4') as local:
+    visualize.write_mp4(local, frames, float(d.fps),
+                        d.audio_span(k0, k0 + total) if d.audio is not None
+                        else None,
+                        spec['sample_rate'])
+  with storage.output_file(stem + '.gif') as local:
+    visualize.write_gif(local, frames, float(d.fps))
   result['files'] = [stem + '.mp4', stem + '.gif']
-  with open(stem + '.json', 'w') as fh:
-    json.dump(result, fh, indent=1)
+  storage.write_text(stem + '.json', json.dumps(result, indent=1))
   print(f"predict: {c0} frames of {path} before {float((k0 + c0) / d.fps):.2f} s "
         f"-> {total - c0} predicted frames ({'with' if use_audio else 'without'} "
         f"sound){' beside the real ones' if has_future else ''}: "

@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 
+from mirai_jax import storage
 from mirai_jax.data import dataset
 from mirai_jax.data import pipeline
 from mirai_jax.data import visualize
@@ -23,13 +24,15 @@ def run(config, workdir: str) -> list[str]:
   videos = np.stack([r['video'] for r in records])
   fps = float(records[0]['fps'])
   out = os.path.join(workdir, 'preview')
-  os.makedirs(out, exist_ok=True)
   gif = os.path.join(out, f'{p.split}_grid.gif')
-  visualize.write_gif(gif, visualize.grid(videos, p.cols, p.scale), fps)
+  with storage.output_file(gif) as local:
+    visualize.write_gif(local, visualize.grid(videos, p.cols, p.scale), fps)
   frames, audio = visualize.sequence(videos, [r['audio'] for r in records],
                                      scale=p.scale)
   mp4 = os.path.join(out, f'{p.split}_clips.mp4')
-  visualize.write_mp4(mp4, frames, fps, audio, int(records[0]['sample_rate']))
+  with storage.output_file(mp4) as local:
+    visualize.write_mp4(local, frames, fps, audio,
+                        int(records[0]['sample_rate']))
   print(f'preview: {gif} ({n} clips in a grid), {mp4} (one after another, '
         'with their sound)', flush=True)
   return [gif, mp4]

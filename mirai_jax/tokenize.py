@@ -15,6 +15,7 @@ from absl import logging
 import jax
 import numpy as np
 
+from mirai_jax import storage
 from mirai_jax.data import dataset
 from mirai_jax.data import pipeline
 from mirai_jax.data import tokens
@@ -39,26 +40,28 @@ def run(config, workdir: str) -> dict:
       {'params': p, **ms}, tokenizer_train.to_float(v),
       method=tokenizer_lib.Tokenizer.encode)[1])
   out = tokens_dir(workdir)
-  os.makedirs(out, exist_ok=True)
-  batch = tokenizer_train.eval_batch_size(config.tokenizer, mesh)
-  dtype = np.uint16 if model.codebook_size <= 2 ** 16 else np.int32
+  storage.makedirs(out)
   nproc, pid = jax.process_count(), jax.process_index()
+  rows = tokenizer_train.eval_batch_size(config.tokenizer, mesh) // nproc
+  dtype = np.uint16 if model.codebook_size <= 2 ** 16 else np.int32
   counts, grid = {}, None
   for split in sorted(builder.info.splits):
     source = builder.as_data_source(split=split)
     mine = np.array_split(np.arange(len(source)), nproc)[pid]
+    blank = np.zeros_like(source[0]['video'])
+    # The same number of steps on every process: each step is a collective.
+    steps = -(-(-(-len(source) // nproc)) // rows)
     writer = tokens.Writer(tokens.shard_path(out, split, pid, nproc))
     t0 = time.time()
-    for s in range(0, len(mine), batch):
-      records = [source[int(i)] for i in mine[s:s + batch]]
-      video = np.stack([r['video'] for r in records])
-      pad = batch - len(records)  # the last batch is padded, then cut
-      if pad:
-        video = np.concatenate([video, np.repeat(video[-1:], pad, 0)])
-      idx = np.asarray(encode(params, model_state,
-                              pipeline.to_global({'v': video}, mesh)['v']))
+    for s in range(0, steps * rows, rows):
+      records = [source[int(i)] for i in mine[s:s + rows]]
+      # The last batches are padded, then cut.
+      video = np.stack([r['video'] for r in records] +
+                       [blank] * (rows - len(records)))
+      idx = pipeline.to_local(encode(params, model_state, pipeline.to_global(
+          {'v': video}, mesh)['v']), mesh)
       grid = idx.shape[1:]
-      for r, t in zip(records, idx[:len(records)]):
+      for r, t in zip(records, idx):
         writer.write(dict(
             tokens=t.astype(dtype), audio=r['audio'], has_audio=r['has_audio'],
             episode=r['episode'].decode() if isinstance(r['episode'], bytes)
@@ -67,7 +70,7 @@ def run(config, workdir: str) -> dict:
             fps_num=r['fps_num'], fps_den=r['fps_den'],
             sample_rate=r['sample_rate']))
     writer.close()
-    counts[split] = writer.count
+    counts[split] = len(source)  # every clip is in one process's shard
     logging.info('tokenize %s: %d clips in %.1f s', split, writer.count,
                  time.time() - t0)
   meta = dict(grid=list(grid), codebook_size=model.codebook_size,

@@ -209,3 +209,24 @@ def write_fake_tokens(directory, grid=(6, 4, 4), codebook=50, counts=None,
       clip_spec=dict(frames=grid[0], sample_rate=sr, height=16, width=16,
                      resize='crop', fps=None),
       splits=counts, temporal=1, audio_len=audio_len))
+
+
+# The demo config made tiny: every stage of main.py in about 40 s.
+TINY_DEMO = (
+    '--config.data.synthetic.num_episodes=3',
+    '--config.data.synthetic.seconds=5',
+    '--config.preview.num_clips=4',
+    # A tokenizer that trains in seconds, through every stage.
+    '--config.tokenizer.channels=(16,)', '--config.tokenizer.patch=8',
+    '--config.tokenizer.spatial=8',
+    '--config.tokenizer.steps=4', '--config.tokenizer.batch_size=4',
+    '--config.tokenizer.eval_batch_size=4',
+    '--config.tokenizer.eval_every=4',
+    # ... and a transformer too, then evaluate and predict.
+    '--config.transformer.width=32', '--config.transformer.depth=1',
+    '--config.transformer.frames=4', '--config.transformer.context=2',
+    '--config.transformer.audio_channels=16',
+    '--config.transformer.steps=3', '--config.transformer.batch_size=4',
+    '--config.transformer.eval_batch_size=4',
+    '--config.transformer.eval_every=3',
+    '--config.evaluate.batch_size=4', '--config.evaluate.max_clips=5')

@@ -2,12 +2,14 @@
 
 Each run is `python -m mirai_jax.main --mode=transformer` on fake token
 records, as a user would start it; the reference is one uninterrupted
-process with the same 4 devices and global batch.
+process with the same 4 devices and global batch. Tokenizing in two
+processes is checked against one process too.
 """
 
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -33,12 +35,13 @@ OVERRIDES = dict(frames=4, context=2, width=32, depth=2, heads=4,
                  warmup_steps=2, steps=STEPS)
 
 
-def _command(workdir, **extra):
-  flags = [f'--config.transformer.{k}={v}' for k, v in OVERRIDES.items()]
-  flags += [f'--{k}={v}' for k, v in extra.items()]
+def _command(workdir, mode='transformer', flags=None, **extra):
+  if flags is None:
+    flags = [f'--config.transformer.{k}={v}' for k, v in OVERRIDES.items()]
+  flags = list(flags) + [f'--{k}={v}' for k, v in extra.items()]
   return [sys.executable, '-m', 'mirai_jax.main',
           f'--config={ROOT}/configs/demo.py', f'--workdir={workdir}',
-          '--mode=transformer', '--distributed=auto', *flags]
+          f'--mode={mode}', '--distributed=auto', *flags]
 
 
 def _env(devices):
@@ -49,11 +52,12 @@ def _env(devices):
   return env
 
 
-def _start(workdir, devices=4, **extra):
+def _start(workdir, devices=4, logs=None, **extra):
   # Output to a file, not a pipe: a full pipe would stall one process of a
   # pair while the other waits for it in a collective.
-  os.makedirs(workdir, exist_ok=True)
-  log = open(os.path.join(workdir, f'log{len(os.listdir(workdir))}.txt'), 'w+')
+  os.makedirs(logs or workdir, exist_ok=True)
+  log = open(os.path.join(logs or workdir,
+                          f'log{len(os.listdir(logs or workdir))}.txt'), 'w+')
   proc = subprocess.Popen(_command(workdir, **extra), env=_env(devices),
                           cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
   proc.log = log
@@ -213,3 +217,54 @@ def test_kill_9_at_random_moments_never_breaks_a_checkpoint(reference,
   (a, _), (b, step) = _params(reference), _params(workdir)
   assert step == STEPS
   jax.tree.map(np.testing.assert_array_equal, a, b)
+
+
+def _records(workdir):
+  """{(split, episode, start frame): tokens} of a workdir's token records."""
+  out = {}
+  for split in ('train', 'validation', 'test'):
+    source = tokens_lib.TokenSource(os.path.join(workdir, 'tokens'), split)
+    for i in range(len(source)):
+      r = source[i]
+      out[(split, r['episode'], int(r['start_frame']))] = r['tokens']
+  return out
+
+
+def test_tokenize_in_two_processes_equals_one(tmp_path):
+  """Each process encodes its share of every split (9 clips: 5 and 4, in
+  batches of 2, so one process pads a whole batch) and writes its shard;
+  the records are those of one process."""
+  one = str(tmp_path / 'one')
+  code, out = _finish(_start(one, mode='data,tokenizer,tokenize',
+                             flags=helpers.TINY_DEMO, logs=str(tmp_path)))
+  assert code == 0, out
+  two = str(tmp_path / 'two')
+  shutil.copytree(one, two, ignore=shutil.ignore_patterns('tokens'))
+  port = _free_port()
+  procs = [_start(two, devices=2, mode='tokenize', flags=helpers.TINY_DEMO,
+                  logs=str(tmp_path), coordinator_address=f'localhost:{port}',
+                  num_processes=2, process_id=i) for i in range(2)]
+  for code, out in [_finish(p) for p in procs]:
+    assert code == 0, out
+  assert sorted(os.listdir(os.path.join(two, 'tokens'))) == [
+      'meta.json'] + [f'{s}.array_record-0000{i}-of-00002'
+                      for s in ('test', 'train', 'validation') for i in (0, 1)]
+  meta = tokens_lib.read_meta(os.path.join(two, 'tokens'))
+  assert meta['processes'] == 2
+  assert meta['splits'] == tokens_lib.read_meta(os.path.join(one, 'tokens'))[
+      'splits'] == {'train': 9, 'validation': 9, 'test': 9}
+  a, b = _records(one), _records(two)
+  assert sorted(a) == sorted(b) and len(a) == 27
+  for k in a:
+    np.testing.assert_array_equal(a[k], b[k], err_msg=str(k))
+
+
+def test_one_process_stages_are_refused_with_the_command_to_run(tmp_path):
+  port = _free_port()
+  procs = [_start(str(tmp_path), devices=1, mode='evaluate', flags=(),
+                  coordinator_address=f'localhost:{port}', num_processes=2,
+                  process_id=i) for i in range(2)]
+  for code, out in [_finish(p, timeout=120) for p in procs]:
+    assert code == 1, out
+    assert 'evaluate run in one process' in out, out
+    assert f'--workdir={tmp_path} --mode=evaluate --distributed=off' in out

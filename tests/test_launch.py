@@ -21,17 +21,19 @@ def _tpu(*args):
 
 def test_tpu_launcher_runs_the_same_command_on_every_worker():
   out = _tpu('run', 'tpu1', 'us-central2-b', '--', '--config=configs/kny.py',
-             '--workdir=/gcs/b/kny', '--config.data.episodes=/gcs/b/my eps')
+             '--workdir=gs://b/kny', '--config.data.episodes=/gcs/b/my eps')
   assert out.returncode == 0, out.stderr
   line = out.stdout.strip()
   assert line.startswith('gcloud compute tpus tpu-vm ssh tpu1 ')
   for part in ('--worker=all', '--zone=us-central2-b', '--project=proj',
                'python3\\ -m\\ mirai_jax.main\\ --distributed=on',
-               '--workdir=/gcs/b/kny', 'my\\\\\\ eps'):
+               '--workdir=gs://b/kny', 'my\\\\\\ eps'):
     assert part in line, (part, line)
   setup = _tpu('setup', 'tpu1', 'z').stdout
   assert 'tpu-vm scp --recurse' in setup and "pip\\ install" in setup
-  assert _tpu('run', 'tpu1').returncode == 2  # usage
+  assert "\\[tpu\\,gcs\\]" in setup  # gcsfs, for gs:// workdirs
+  usage = _tpu('run', 'tpu1')
+  assert usage.returncode == 2 and 'Exit status' in usage.stderr
 
 
 def test_slurm_script_parses_and_requeues_on_preemption():

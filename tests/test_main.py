@@ -7,6 +7,7 @@ import sys
 
 from PIL import Image
 
+import helpers
 from mirai_jax.data import video_io
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -22,23 +23,7 @@ def _run(*args, check=True):
 
 def test_demo_runs_end_to_end(tmp_path):
   workdir = str(tmp_path / 'work')
-  tiny = ['--config.data.synthetic.num_episodes=3',
-          '--config.data.synthetic.seconds=5',
-          '--config.preview.num_clips=4',
-          # A tokenizer that trains in seconds, through every stage.
-          '--config.tokenizer.channels=(16,)', '--config.tokenizer.patch=8',
-          '--config.tokenizer.spatial=8',
-          '--config.tokenizer.steps=4', '--config.tokenizer.batch_size=4',
-          '--config.tokenizer.eval_batch_size=4',
-          '--config.tokenizer.eval_every=4',
-          # ... and a transformer too, then evaluate and predict.
-          '--config.transformer.width=32', '--config.transformer.depth=1',
-          '--config.transformer.frames=4', '--config.transformer.context=2',
-          '--config.transformer.audio_channels=16',
-          '--config.transformer.steps=3', '--config.transformer.batch_size=4',
-          '--config.transformer.eval_batch_size=4',
-          '--config.transformer.eval_every=3',
-          '--config.evaluate.batch_size=4', '--config.evaluate.max_clips=5']
+  tiny = helpers.TINY_DEMO
   proc = _run('mirai_jax.main', '--config=configs/demo.py', f'--workdir={workdir}',
               *tiny, '--config.predict.start=2.0')
   assert 'train' in proc.stdout and '0 file(s) skipped' in proc.stdout

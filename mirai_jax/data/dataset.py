@@ -21,7 +21,7 @@ from absl import logging
 from etils import epath
 import tensorflow_datasets as tfds
 
-from mirai_jax.data import clips
+from mirai_jax import storage
 from mirai_jax.data import synthetic
 from tfds_builders import anime_clips
 
@@ -65,7 +65,7 @@ def build(manual_dir: str, data_dir: str,
   `data_dir` may also be URLs (gs://...); on a bucket the old copy is deleted
   when the rebuild starts, since object stores cannot swap folders.
   """
-  manual_dir, data_dir = _expand(manual_dir), _expand(data_dir)
+  manual_dir, data_dir = storage.expand(manual_dir), storage.expand(data_dir)
   download_config = _download_config(manual_dir, beam_runner, beam_options)
   if not anime_clips.is_url(manual_dir) and not os.path.isdir(manual_dir):
     raise FileNotFoundError(f'--manual_dir {manual_dir}: no such folder')
@@ -113,10 +113,6 @@ def build(manual_dir: str, data_dir: str,
   finally:
     shutil.rmtree(scratch, ignore_errors=True)
   return anime_clips.Builder(config=config, data_dir=data_dir, workers=workers)
-
-
-def _expand(path: str) -> str:
-  return path if anime_clips.is_url(path) else os.path.expanduser(path)
 
 
 def _download_config(manual_dir: str, beam_runner: Optional[str],
@@ -221,34 +217,40 @@ def summary(builder: tfds.core.DatasetBuilder) -> str:
 
 def data_paths(config, workdir: str) -> tuple[str, str]:
   """(episode folder, TFDS data_dir) of an ml_collections run config."""
-  return (os.path.expanduser(config.data.episodes or
-                             os.path.join(workdir, 'episodes')),
-          os.path.expanduser(config.data.data_dir or
-                             os.path.join(workdir, 'tensorflow_datasets')))
+  return (storage.expand(config.data.episodes or
+                         os.path.join(workdir, 'episodes')),
+          storage.expand(config.data.data_dir or
+                         os.path.join(workdir, 'tensorflow_datasets')))
 
 
 def run(config, workdir: str) -> tfds.core.DatasetBuilder:
   """The `data` stage of main.py: (synthetic episodes ->) dataset."""
   episodes, data_dir = data_paths(config, workdir)
-  os.makedirs(workdir, exist_ok=True)
+  storage.makedirs(workdir)
   split_file = config.data.split_file or None
   syn = config.data.synthetic
   if syn.num_episodes:
     t0 = time.time()
-    paths = synthetic.write_episodes(episodes, syn.num_episodes,
+    # Rendered locally (ffmpeg writes files), then uploaded to a URL.
+    local = storage.cache_path(episodes) if storage.is_url(episodes) else episodes
+    paths = synthetic.write_episodes(local, syn.num_episodes,
                                      seconds=syn.seconds, height=syn.height,
                                      width=syn.width, seed=syn.seed)
+    if local != episodes:
+      for suffix in ('', '_truth'):
+        storage.upload(local + suffix, episodes + suffix, append_only=True)
     logging.info('%d synthetic episodes in %s (%.1f s)', len(paths), episodes,
                  time.time() - t0)
     if not split_file and len(paths) >= 3:
       # Few episodes: a hash could leave a split empty, so fix the split.
       names = [os.path.basename(p) for p in paths]
       k = max(1, len(names) // 10)  # 80/10/10, at least one episode each
-      split_file = os.path.join(workdir, 'synthetic_splits.json')
-      with open(split_file, 'w') as f:
-        json.dump({'train': names[:-2 * k], 'validation': names[-2 * k:-k],
-                   'test': names[-k:]}, f, indent=1)
-  elif not os.path.isdir(episodes) or not clips.list_episodes(episodes):
+      split_file = os.path.join(storage.cache_path(workdir) if storage.is_url(
+          workdir) else workdir, 'synthetic_splits.json')
+      storage.write_text(split_file, json.dumps(
+          {'train': names[:-2 * k], 'validation': names[-2 * k:-k],
+           'test': names[-k:]}, indent=1))
+  elif not anime_clips.list_episodes(episodes):
     name = f'anime_clips/{config.data.builder_config}'
     prepared = tfds.builder(name, data_dir=data_dir)
     if prepared.is_prepared():  # built beforehand with mirai_jax.prepare

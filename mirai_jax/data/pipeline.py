@@ -18,23 +18,34 @@ from typing import Any, Optional
 
 import grain
 import jax
+from jax.experimental import multihost_utils
 import numpy as np
 import tensorflow_datasets as tfds
+
+from mirai_jax import storage
 
 DATA_AXIS = 'data'
 
 
 def dataset_builder(data_dir: str, name: str = 'anime_clips/64x64_t20'
                     ) -> tfds.core.DatasetBuilder:
-  """The built dataset `name` ('anime_clips/<config>') under `data_dir`."""
+  """The built dataset `name` ('anime_clips/<config>') under `data_dir`.
+
+  A dataset at a URL (gs://) is read from a local mirror (storage.py):
+  array_record opens local files only.
+  """
   import tfds_builders.anime_clips  # pylint: disable=g-import-not-at-top,unused-import  # registers it
-  data_dir = os.path.expanduser(data_dir)
+  data_dir = storage.expand(data_dir)
   builder = tfds.builder(name, data_dir=data_dir)
   if not builder.is_prepared():
     raise FileNotFoundError(
         f'dataset {name} is not built under {data_dir}; build it with\n'
         f'  python -m mirai_jax.prepare --manual_dir=EPISODES '
         f'--data_dir={data_dir} --config={name.split("/")[-1]}')
+  if storage.is_url(data_dir):
+    # The mirror keeps the layout <data_dir>/<name>/<version>.
+    storage.local_copy(os.fspath(builder.data_dir))
+    builder = tfds.builder(name, data_dir=storage.cache_path(data_dir))
   return builder
 
 
@@ -155,3 +166,9 @@ def to_global(batch: dict[str, np.ndarray], mesh: jax.sharding.Mesh
                      f'devices of the mesh {dict(mesh.shape)}')
   return {k: jax.make_array_from_process_local_data(sharding, v)
           for k, v in batch.items()}
+
+
+def to_local(x: jax.Array, mesh: jax.sharding.Mesh) -> np.ndarray:
+  """This process's rows of a global array laid out like to_global's."""
+  return np.asarray(multihost_utils.global_array_to_host_local_array(
+      x, mesh, data_sharding(mesh).spec))

@@ -3,7 +3,9 @@
 <dir>/meta.json describes the token grid; <dir>/<split>.array_record-PPPPP-of-NNNNN
 hold one msgpack record per clip with the tokens (t, h, w), the clip's audio
 and its provenance, so stage 3 never touches pixels. Records are written to a
-temporary name and renamed when complete.
+temporary name and renamed when complete. <dir> may be a URL (gs://): shards
+are then written locally and uploaded, and read from a local mirror, since
+array_record opens local files only.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import glob
 import json
 import math
 import os
+import tempfile
 from typing import Any, Optional
 
 from array_record.python import array_record_module
@@ -20,6 +23,7 @@ from flax import serialization
 import grain
 import numpy as np
 
+from mirai_jax import storage
 from mirai_jax.data import pipeline
 
 META = 'meta.json'
@@ -34,7 +38,12 @@ class Writer:
 
   def __init__(self, path: str):
     self.path = path
-    self._tmp = path + '.partial'
+    self._scratch = None
+    if storage.is_url(path):
+      self._scratch = tempfile.TemporaryDirectory(prefix='mirai_jax-tokens-')
+      self._tmp = os.path.join(self._scratch.name, 'shard')
+    else:
+      self._tmp = path + '.partial'
     self._w = array_record_module.ArrayRecordWriter(self._tmp, 'group_size:1')
     self.count = 0
 
@@ -46,32 +55,37 @@ class Writer:
 
   def close(self) -> None:
     self._w.close()
-    os.replace(self._tmp, self.path)
+    if self._scratch:
+      storage.upload(self._tmp, self.path)
+      self._scratch.cleanup()
+    else:
+      os.replace(self._tmp, self.path)
 
 
 def write_meta(directory: str, meta: dict) -> None:
-  tmp = os.path.join(directory, META + '.partial')
-  with open(tmp, 'w') as f:
-    json.dump(meta, f, indent=1)
-  os.replace(tmp, os.path.join(directory, META))
+  storage.write_text(os.path.join(directory, META), json.dumps(meta, indent=1))
 
 
 def read_meta(directory: str) -> dict:
   path = os.path.join(directory, META)
-  if not os.path.exists(path):
+  if not storage.exists(path):
     raise FileNotFoundError(
         f'no token records in {directory}: run the `tokenize` stage first '
         '(python -m mirai_jax.main --config=... --workdir=... --mode=tokenize)')
-  with open(path) as f:
-    return json.load(f)
+  return json.loads(storage.read_text(path))
 
 
 class TokenSource:
   """Random access to the token records of one split (a grain data source)."""
 
   def __init__(self, directory: str, split: str):
-    paths = sorted(glob.glob(os.path.join(directory, f'{split}.array_record-*')))
-    paths = [p for p in paths if not p.endswith('.partial')]
+    # Only the shards of the latest tokenize run: one of another process
+    # count would repeat its clips.
+    count = read_meta(directory).get('processes')
+    local = storage.local_copy(directory)
+    paths = sorted(glob.glob(os.path.join(local, f'{split}.array_record-*')))
+    paths = [p for p in paths if '.partial' not in p and
+             (count is None or p.endswith(f'-of-{int(count):05d}'))]
     if not paths:
       raise FileNotFoundError(f'no token records for split {split!r} in '
                               f'{directory}')

@@ -1,4 +1,4 @@
-"""A perceptual (feature) distance whose weights come from a local file.
+"""A perceptual (feature) distance whose weights come from a file the user gives.
 
 Nothing is downloaded: the user converts the network they trust (VGG16's
 first blocks, as in LPIPS, or any other) into an .npz with, for each layer i
@@ -9,22 +9,22 @@ optionally `mean`/`std` (3,) for input normalisation of [0, 1] pixels.
 
 from __future__ import annotations
 
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from mirai_jax import storage
 
 
 def load(path: str, field: str = 'tokenizer.loss.perceptual_weights') -> dict:
   if not path:
     raise ValueError(f'config.{field} is empty: give the path of an .npz of '
                      'feature-network weights (see mirai_jax/models/perceptual.py)')
-  if not os.path.isfile(path):
+  if not storage.exists(path):
     raise FileNotFoundError(f'config.{field}={path!r}: no such file. Nothing is '
                             'downloaded; convert the weights to .npz (see '
                             'mirai_jax/models/perceptual.py) and give the path.')
-  with np.load(path) as f:
+  with np.load(storage.local_copy(path)) as f:
     data = dict(f)
   n = sum(1 for k in data if k.endswith('/kernel'))
   if n == 0:

@@ -1,15 +1,25 @@
 """Metrics: a JSON-lines file and TensorBoard events in the workdir, and a
-progress line with step rate and ETA. Only process 0 writes."""
+progress line with step rate and ETA. Only process 0 writes.
+
+A workdir at a URL (gs://) gets local copies, uploaded every minute and at
+the end: object stores cannot append to a file.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import time
 from typing import Any, Optional
 
 import jax
 import numpy as np
+
+from mirai_jax import storage
+
+UPLOAD_EVERY_S = 60
 
 
 def _plain(v: Any):
@@ -26,12 +36,21 @@ class Writer:
     self.name = name
     self._t0 = self._tlast = time.time()
     self._slast = None
+    self._url = workdir if storage.is_url(workdir) else None
+    self._uploaded = time.time()
     if self.enabled:
-      os.makedirs(workdir, exist_ok=True)
-      self._jsonl = open(os.path.join(workdir, 'metrics.jsonl'), 'a',
+      local = workdir
+      if self._url:
+        local = tempfile.mkdtemp(prefix='mirai_jax-metrics-')
+        fs, jsonl = storage.filesystem(f'{workdir}/metrics.jsonl')
+        if fs.exists(jsonl):  # a resumed run: keep appending to its lines
+          fs.get_file(jsonl, os.path.join(local, 'metrics.jsonl'))
+      os.makedirs(local, exist_ok=True)
+      self._local = local
+      self._jsonl = open(os.path.join(local, 'metrics.jsonl'), 'a',
                          encoding='utf-8')
       from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
-      self._tb = SummaryWriter(os.path.join(workdir, 'tb'))
+      self._tb = SummaryWriter(os.path.join(local, 'tb'))
 
   def scalars(self, step: int, values: dict[str, Any]) -> dict[str, Any]:
     values = {k: _plain(v) for k, v in values.items()}
@@ -41,7 +60,15 @@ class Writer:
       for k, v in values.items():
         if isinstance(v, (int, float)):
           self._tb.add_scalar(k, v, step)
+      if self._url and time.time() - self._uploaded > UPLOAD_EVERY_S:
+        self._jsonl.flush()
+        self._tb.flush()
+        self._upload()
     return values
+
+  def _upload(self) -> None:
+    storage.upload(self._local, self._url, append_only=True)
+    self._uploaded = time.time()
 
   def image(self, step: int, name: str, image: np.ndarray) -> None:
     """image: (H, W, 3) uint8."""
@@ -70,3 +97,6 @@ class Writer:
     if self.enabled:
       self._jsonl.close()
       self._tb.close()
+      if self._url:
+        self._upload()
+        shutil.rmtree(self._local, ignore_errors=True)

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from mirai_jax import storage
 from mirai_jax.data import dataset
 from mirai_jax.data import pipeline
 from mirai_jax.models import discriminators
@@ -265,8 +266,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
       writer.image(step, 'eval/reconstruction', result.pop('image'))
     result = dict(step=step, **result)
     if jax.process_index() == 0:
-      with open(os.path.join(out, 'eval.json'), 'w') as f:
-        json.dump(result, f, indent=1)
+      storage.write_text(os.path.join(out, 'eval.json'),
+                         json.dumps(result, indent=1))
     print(f"tokenizer eval step {step}: PSNR {result['psnr']:.2f} dB, SSIM "
           f"{result['ssim']:.4f}, codebook usage {result['codebook_usage']:.3f}, "
           f"perplexity {result['perplexity']:.1f}", flush=True)

@@ -26,6 +26,7 @@ import numpy as np
 import optax
 
 from mirai_jax import sample
+from mirai_jax import storage
 from mirai_jax import tasks
 from mirai_jax import tokenize
 from mirai_jax.data import pipeline
@@ -268,8 +269,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
     writer.scalars(step, {f'val/{k}': v for k, v in result.items()})
     result = dict(step=step, **result)
     if jax.process_index() == 0:
-      with open(os.path.join(out, 'validation.json'), 'w') as f:
-        json.dump(result, f, indent=1)
+      storage.write_text(os.path.join(out, 'validation.json'),
+                         json.dumps(result, indent=1))
     print(f"transformer val step {step}: loss {result['loss']:.4f} (mismatched "
           f"audio {result['loss_mismatched_audio']:.4f}, no audio "
           f"{result['loss_no_audio']:.4f}), accuracy {result['accuracy']:.3f}",

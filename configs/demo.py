@@ -57,6 +57,9 @@ def get_config(arg: str = ''):
   c.data.builder_config = '64x64_t20'  # tfds_builders/anime_clips CONFIGS
   c.data.split_file = ''  # '' = stable hash of file names (synthetic: fixed)
   c.data.workers = 0  # episodes decoded at once; 0 = half the cores
+  # An Apache Beam build (README: Beam), e.g. 'DirectRunner'; '' = local.
+  c.data.beam_runner = ''
+  c.data.beam_options = ''  # its pipeline options, e.g. '--direct_num_workers=4'
 
   c.seed = 0
   # devices: 0 = all; fsdp > 1 also splits the parameters over that many.

@@ -36,7 +36,9 @@ def get_config():
       episodes='',  # '' = <workdir>/episodes
       synthetic=dict(num_episodes=0, seconds=0.0, height=0, width=0, seed=0),
       data_dir='',  # '' = <workdir>/tensorflow_datasets
-      builder_config='128x128_t32', split_file='', workers=0))
+      builder_config='128x128_t32', split_file='', workers=0,
+      # e.g. 'DataflowRunner' and '--project=P --region=R ...' (README: Beam).
+      beam_runner='', beam_options=''))
 
   c.seed = 0
   c.mesh = ml_collections.ConfigDict(dict(devices=0, fsdp=1))

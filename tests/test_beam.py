@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+import helpers
 from mirai_jax.data import dataset
 from mirai_jax.data import synthetic
 
@@ -156,3 +157,19 @@ def test_beam_options_need_a_runner(tmp_path):
   with pytest.raises(ValueError, match='--beam_runner'):
     dataset.build(str(tmp_path), str(tmp_path / 'out'),
                   beam_options='--direct_num_workers=2')
+
+
+def test_the_data_stage_takes_a_runner_from_the_config(tmp_path):
+  """main.py's `data` stage: config.data.beam_runner / beam_options."""
+  config = helpers.demo_config(**{
+      'data__synthetic__num_episodes': 3, 'data__synthetic__seconds': 2.0,
+      'data__synthetic__height': 64, 'data__synthetic__width': 64,
+      'data__beam_runner': 'NoSuchRunner'})
+  with pytest.raises(ValueError, match='NoSuchRunner'):
+    dataset.run(config, str(tmp_path))
+  config.data.beam_runner = RUNNER
+  config.data.beam_options = '--direct_num_workers=1'
+  builder = dataset.run(config, str(tmp_path))
+  assert {s: builder.info.splits[s].num_examples > 0
+          for s in ('train', 'validation', 'test')} == dict(
+              train=True, validation=True, test=True)

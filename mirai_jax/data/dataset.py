@@ -19,6 +19,7 @@ from typing import Optional, Sequence
 
 from absl import logging
 from etils import epath
+import jax
 import tensorflow_datasets as tfds
 
 from mirai_jax import storage
@@ -226,6 +227,22 @@ def data_paths(config, workdir: str) -> tuple[str, str]:
 def run(config, workdir: str) -> tfds.core.DatasetBuilder:
   """The `data` stage of main.py: (synthetic episodes ->) dataset."""
   episodes, data_dir = data_paths(config, workdir)
+  name = f'anime_clips/{config.data.builder_config}'
+  if jax.process_count() > 1:
+    # Processes building one dataset side by side would race over it: a
+    # multi-process run only opens the dataset built beforehand.
+    prepared = tfds.builder(name, data_dir=data_dir)
+    if not prepared.is_prepared():
+      raise FileNotFoundError(
+          f'no dataset {name} in {data_dir}, and a multi-process run does not '
+          'build one; build it first in one process:\n'
+          f'  python -m mirai_jax.main --config=... --workdir={workdir} '
+          '--mode=data --distributed=off\n'
+          'or with python -m mirai_jax.prepare (--beam_runner for hundreds of '
+          'episodes; README "Preparing hundreds of episodes with Apache Beam")')
+    if jax.process_index() == 0:
+      print(summary(prepared), flush=True)
+    return prepared
   storage.makedirs(workdir)
   split_file = config.data.split_file or None
   syn = config.data.synthetic
@@ -251,7 +268,6 @@ def run(config, workdir: str) -> tfds.core.DatasetBuilder:
           {'train': names[:-2 * k], 'validation': names[-2 * k:-k],
            'test': names[-k:]}, indent=1))
   elif not anime_clips.list_episodes(episodes):
-    name = f'anime_clips/{config.data.builder_config}'
     prepared = tfds.builder(name, data_dir=data_dir)
     if prepared.is_prepared():  # built beforehand with mirai_jax.prepare
       print(summary(prepared), flush=True)
@@ -266,6 +282,8 @@ def run(config, workdir: str) -> tfds.core.DatasetBuilder:
         'To try the pipeline without episodes: '
         '--config.data.synthetic.num_episodes=6')
   builder = build(episodes, data_dir, config.data.builder_config,
-                  workers=config.data.workers or None, split_file=split_file)
+                  workers=config.data.workers or None, split_file=split_file,
+                  beam_runner=config.data.get('beam_runner') or None,
+                  beam_options=config.data.get('beam_options') or None)
   print(summary(builder), flush=True)
   return builder

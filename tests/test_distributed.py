@@ -262,20 +262,14 @@ def test_tokenize_in_two_processes_equals_one(tmp_path):
 def test_one_process_stages_are_refused_with_the_command_to_run(tmp_path):
   """evaluate and predict, and building the dataset, are not for a
   multi-process run: it says what to run instead, before any work."""
-  port = _free_port()
-  procs = [_start(str(tmp_path), devices=1, mode='evaluate', flags=(),
-                  coordinator_address=f'localhost:{port}', num_processes=2,
-                  process_id=i) for i in range(2)]
-  for code, out in [_finish(p, timeout=120) for p in procs]:
-    assert code == 1, out
-    assert 'evaluate run in one process' in out, out
-    assert f'--workdir={tmp_path} --mode=evaluate --distributed=off' in out
-  port = _free_port()
-  procs = [_start(str(tmp_path), devices=1, mode='data', flags=(),
-                  coordinator_address=f'localhost:{port}', num_processes=2,
-                  process_id=i) for i in range(2)]
-  for code, out in [_finish(p, timeout=120) for p in procs]:
-    assert code == 1, out
-    assert 'a multi-process run does not build one' in out, out
-    assert f'--workdir={tmp_path} --mode=data --distributed=off' in out
+  for mode, why in (('evaluate', 'evaluate run in one process'),
+                    ('data', 'a multi-process run does not build one')):
+    port = _free_port()
+    procs = [_start(str(tmp_path), devices=1, mode=mode, flags=(),
+                    coordinator_address=f'localhost:{port}', num_processes=2,
+                    process_id=i) for i in range(2)]
+    for code, out in [_finish(p, timeout=120) for p in procs]:
+      assert code == 1, out
+      assert why in out, out
+      assert f'--workdir={tmp_path} --mode={mode} --distributed=off' in out
   assert not os.path.exists(os.path.join(tmp_path, 'episodes'))

@@ -8,7 +8,11 @@ dataset beforehand with
   python -m mirai_jax.prepare --manual_dir=FOLDER --config=128x128_t32 \
       --data_dir=~/mirai_jax/kny/tensorflow_datasets
 Without either it stops at once and says so. Everything is written under
---workdir (default ~/mirai_jax/kny); gs:// paths are issue 5.
+--workdir (default ~/mirai_jax/kny). On a TPU slice (README "Beyond one
+machine"): build the dataset first, then
+  launch/tpu_vm.sh run NAME ZONE -- --config=configs/kny.py \
+      --workdir=gs://BUCKET/kny --config.data.data_dir=gs://BUCKET/tensorflow_datasets
+and evaluate/predict afterwards on one machine with the same --workdir.
 
 Stages: data (128x128 clips of 32 frames at the source rate, cut at scene
 changes), tokenizer (x8 space, x4 time: 8 latent steps of 16x16 tokens per

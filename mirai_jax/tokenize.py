@@ -8,6 +8,7 @@ checkpoint are used.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 
@@ -50,7 +51,7 @@ def run(config, workdir: str) -> dict:
     mine = np.array_split(np.arange(len(source)), nproc)[pid]
     blank = np.zeros_like(source[0]['video'])
     # The same number of steps on every process: each step is a collective.
-    steps = -(-(-(-len(source) // nproc)) // rows)
+    steps = math.ceil(math.ceil(len(source) / nproc) / rows)
     writer = tokens.Writer(tokens.shard_path(out, split, pid, nproc))
     t0 = time.time()
     for s in range(0, steps * rows, rows):

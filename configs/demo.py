@@ -18,8 +18,8 @@ Stages:
   evaluate     the table of evaluate.py on the test split;
   predict      a continuation of the first test episode from 4.0 s.
 
-Run time: 15.7 min on 2 CPU cores (2.5 data and preview, 4.3 tokenizer, 7.5
-transformer, ~1 evaluate and predict). Expected: 0 files skipped;
+Run time: 13.6 min on 2 CPU cores (0.8 data and preview, 4.7 tokenizer, 7.3
+transformer, 0.6 evaluate and predict; 15.7 in an earlier run). Expected: 0 files skipped;
 "tokenizer eval step 1500: PSNR 21.62 dB"; evaluate (test split, 72 clips):
 the model MSE 0.00415 (25.58 dB) against copy-last-frame's 0.00343 (29.52
 dB) and the ceiling's 0.00166; mouth MSE 0.0375 with the clip's own sound vs

@@ -7,8 +7,9 @@ its own. Any config field can be overridden: --config.preview.num_clips=4.
 --workdir and the data paths may be gs:// URLs (storage.py). On several
 hosts every process runs the same command (see distributed.py and launch/);
 evaluate and predict run in one process, so a multi-process run leaves them
-out and prints the command that runs them. Exit status: 0 done, 1 an input is missing or a config is wrong,
-143 preempted (SIGTERM) after saving: run the same command to resume.
+out and prints the command that runs them. Exit status: 0 done, 1 an input
+is missing or a config is wrong, 143 preempted (SIGTERM) after saving: run
+the same command to resume.
 """
 
 import logging as std_logging

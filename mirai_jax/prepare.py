@@ -27,9 +27,9 @@ from typing import Sequence
 from absl import app
 from absl import flags
 
+from mirai_jax import storage
 from mirai_jax.data import clips
 from mirai_jax.data import dataset
-from tfds_builders import anime_clips
 
 _MANUAL_DIR = flags.DEFINE_string('manual_dir', None, 'Folder of episode files.')
 _DATA_DIR = flags.DEFINE_string('data_dir', '~/tensorflow_datasets',
@@ -82,9 +82,10 @@ def main(argv: Sequence[str]) -> None:
   print(dataset.summary(builder))
   print(f'  took {time.time() - t0:.1f} s. Read it with '
         f'tfds.builder_from_directory({builder.data_dir!r}).as_data_source()')
-  if anime_clips.is_url(builder.data_dir):
-    print('  after copying it to a local disk: array_record reads local files '
-          'only.')
+  if storage.is_url(builder.data_dir):
+    print('  after copying it to a local disk (array_record reads local files '
+          'only); main.py makes that copy itself when given '
+          f'--config.data.data_dir={_DATA_DIR.value}')
 
 
 if __name__ == '__main__':

@@ -68,7 +68,7 @@ def build(manual_dir: str, data_dir: str,
   """
   manual_dir, data_dir = storage.expand(manual_dir), storage.expand(data_dir)
   download_config = _download_config(manual_dir, beam_runner, beam_options)
-  if not anime_clips.is_url(manual_dir) and not os.path.isdir(manual_dir):
+  if not storage.is_url(manual_dir) and not os.path.isdir(manual_dir):
     raise FileNotFoundError(f'--manual_dir {manual_dir}: no such folder')
   if not anime_clips.list_episodes(manual_dir):
     raise FileNotFoundError(f'--manual_dir {manual_dir}: the folder is empty; '
@@ -84,7 +84,7 @@ def build(manual_dir: str, data_dir: str,
       return builder
     logging.warning('the episodes in %s changed since %s was built: '
                     'rebuilding', manual_dir, target)
-  if anime_clips.is_url(data_dir):
+  if storage.is_url(data_dir):
     # A rename on a bucket copies every object; TFDS's own temporary folder
     # still keeps a half-built dataset from appearing under its name.
     if exists:

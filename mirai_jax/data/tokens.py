@@ -81,7 +81,8 @@ class TokenSource:
   def __init__(self, directory: str, split: str):
     # Only the shards of the latest tokenize run: one of another process
     # count would repeat its clips.
-    count = read_meta(directory).get('processes')
+    self.meta = read_meta(directory)
+    count = self.meta.get('processes')
     local = storage.local_copy(directory)
     paths = sorted(glob.glob(os.path.join(local, f'{split}.array_record-*')))
     paths = [p for p in paths if '.partial' not in p and
@@ -129,7 +130,8 @@ def make_loader(directory: str, split: str, *, global_batch_size: int,
                 worker_count: int = 0) -> grain.IterDataset:
   """This process's share of global batches start, start + 1, ... of the
   token records of a split (see pipeline.process_batches)."""
+  source = TokenSource(directory, split)
   return pipeline.process_batches(
-      TokenSource(directory, split), ToArrays(audio_len(read_meta(directory))),
+      source, ToArrays(audio_len(source.meta)),
       global_batch_size=global_batch_size, seed=seed, shuffle=shuffle,
       num_epochs=num_epochs, start=start, worker_count=worker_count)

@@ -19,13 +19,16 @@ from absl import logging
 import jax
 import orbax.checkpoint as ocp
 
+from mirai_jax import storage
+
 
 class Checkpoints:
   """A thin layer over ocp.CheckpointManager with the three items we keep."""
 
   def __init__(self, directory: str, keep: int = 3, asynchronous: bool = True):
-    if '://' not in directory:
-      directory = os.path.abspath(os.path.expanduser(directory))
+    directory = storage.expand(directory)
+    if not storage.is_url(directory):
+      directory = os.path.abspath(directory)
     self.directory = directory
     self._mngr = ocp.CheckpointManager(
         self.directory,

@@ -3,5 +3,4 @@
 from tfds_builders.anime_clips.anime_clips_dataset_builder import AnimeClipsConfig
 from tfds_builders.anime_clips.anime_clips_dataset_builder import Builder
 from tfds_builders.anime_clips.anime_clips_dataset_builder import CONFIGS
-from tfds_builders.anime_clips.anime_clips_dataset_builder import is_url
 from tfds_builders.anime_clips.anime_clips_dataset_builder import list_episodes

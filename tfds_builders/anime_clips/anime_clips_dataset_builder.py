@@ -46,6 +46,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core import writer as writer_lib
 
+from mirai_jax import storage
 from mirai_jax.data import clips
 
 _DESCRIPTION = """Clips of consecutive frames from anime episodes, cut at scene
@@ -304,10 +305,6 @@ def _save_reports(reports, path: str) -> None:
 # ---------------------------------------------- Folders and files by URL ---
 
 
-def is_url(path) -> bool:
-  return '://' in os.fspath(path)
-
-
 def list_episodes(folder, *, stamps: bool = False) -> list[tuple[str, ...]]:
   """clips.list_episodes, also for folders given as URLs (gs://, s3://, ...).
 
@@ -315,14 +312,13 @@ def list_episodes(folder, *, stamps: bool = False) -> list[tuple[str, ...]]:
   replaced, resized or touched.
   """
   folder = os.fspath(folder)
-  if not is_url(folder):
+  if not storage.is_url(folder):
     found = clips.list_episodes(folder)
     if not stamps:
       return found
     return [(name, path, f'{st.st_size}\0{st.st_mtime_ns}')
             for name, path in found for st in [os.stat(path)]]
-  import fsspec  # pylint: disable=g-import-not-at-top
-  fs, root = fsspec.core.url_to_fs(folder)
+  fs, root = storage.filesystem(folder)
   root = root.rstrip('/')
   out = []
   # One listing of the whole tree: a stat per file would be a request each.
@@ -341,11 +337,10 @@ def list_episodes(folder, *, stamps: bool = False) -> list[tuple[str, ...]]:
 @contextlib.contextmanager
 def _local_copy(path: str) -> Iterator[str]:
   """`path`, or a local copy of it while in the block: ffmpeg reads files."""
-  if not is_url(path):
+  if not storage.is_url(path):
     yield path
     return
-  import fsspec  # pylint: disable=g-import-not-at-top
-  fs, remote = fsspec.core.url_to_fs(path)
+  fs, remote = storage.filesystem(path)
   with tempfile.TemporaryDirectory(prefix='anime_clips-') as tmp:
     local = os.path.join(tmp, posixpath.basename(remote))
     fs.get_file(remote, local)
@@ -360,12 +355,7 @@ class _ExampleWriter(writer_lib.ExampleWriter):
   """
 
   def write(self, path, examples):
-    if not is_url(path):
+    if not storage.is_url(path):
       return super().write(path, examples)
-    import fsspec  # pylint: disable=g-import-not-at-top
-    fs, remote = fsspec.core.url_to_fs(os.fspath(path))
-    with tempfile.TemporaryDirectory(prefix='anime_clips-') as tmp:
-      local = os.path.join(tmp, posixpath.basename(remote))
-      positions = super().write(local, examples)
-      fs.put_file(local, remote)
-    return positions
+    with storage.output_file(os.fspath(path)) as local:
+      return super().write(local, examples)

@@ -60,7 +60,8 @@ def main(_):
   new_tokens = b * (order.perm.size - order.num_known)
   t_cached, a = _time(cached, params, known, feats)
   result = dict(
-      benchmark='sample_speed', device=jax.devices()[0].device_kind, batch=b,
+      benchmark='sample_speed', device=jax.devices()[0].device_kind,
+      jax=jax.__version__, batch=b, attention=model.attention,
       tokens_per_window=int(order.perm.size), known=int(order.num_known),
       frames_per_continuation=(cfg.frames - cfg.context) * meta['temporal'],
       mixed_precision=cfg.mixed_precision,

@@ -103,7 +103,12 @@ def transformer_config(**overrides) -> ml_collections.ConfigDict:
       width=128, depth=4, heads=4, mlp_ratio=4, dropout=0.1,
       audio_channels=64, audio_layers=2,
       audio_dropout=0.2,  # clips trained without sound, for the no-audio mode
-      mixed_precision=False,
+      mixed_precision=False,  # True: bf16 compute (GPU/TPU), f32 parameters
+      # models/attention.py: auto = cuDNN flash on NVIDIA GPUs, Pallas on
+      # TPUs, XLA below 512 tokens and blockwise flash above on CPUs.
+      attention='auto',
+      remat='none',  # none | dots | full: activation checkpointing per block
+      loss_chunk=0,  # predicted tokens per loss chunk; 0 = fit 512 MB logits
       batch_size=16, steps=400, lr=1e-3, final_lr_ratio=0.05, warmup_steps=50,
       weight_decay=0.01, b1=0.9, b2=0.95, grad_clip=1.0, ema=0.99,
       log_every=25, checkpoint_every=200, keep=3,
@@ -120,6 +125,7 @@ def tokenizer_config(**overrides) -> ml_collections.ConfigDict:
       temporal_kernel=1, norm='none', quantizer='fsq', fsq_levels=(8, 5, 5, 5),
       vq_codes=1024, vq_dim=32, vq_commitment=0.25,
       mixed_precision=False,  # bf16 compute, f32 parameters
+      remat='none',  # none | dots | full: activation checkpointing per block
       # One random frame from each of 32 clips per step: the same compute as
       # 8 clips x 4 frames, but 4x the variety (held drawings repeat).
       train_frames=1,  # random window of each clip (0 = the whole clip)

@@ -16,16 +16,16 @@ and evaluate/predict afterwards on one machine with the same --workdir.
 
 Stages: data (128x128 clips of 32 frames at the source rate, cut at scene
 changes), tokenizer (x8 space, x4 time: 8 latent steps of 16x16 tokens per
-clip, FSQ 15360 codes), tokenize, transformer (12 layers, width 768, ~90M
+clip, FSQ 15360 codes), tokenize, transformer (12 layers, width 768, 121.7M
 parameters; 4 known steps = 16 frames, 4 predicted = 16 frames, 1024 tokens
 generated per continuation), evaluate (test split) and predict.
 
-Run time: not measured yet (no accelerator was available to us). Budget on one
-H100/H200: the tokenizer and transformer each take on the order of a day at
-the step counts below; a 16-frame continuation at batch 1 is expected to take
-about a second there (python bench/sample_speed.py --config=configs/kny.py).
+Run time on one H100 80GB (bf16, measured with `bash bench/gpu_check.sh`;
+the figures are in the README, "Kimetsu no Yaiba" and "Benchmarks"): about
+0.9 days for the tokenizer and transformer at the step counts below. Memory
+per step and the largest batch: `python bench/memory.py --config=configs/kny.py`.
 Expected result: the audio model beats copy-last-frame and the mismatched-audio
-model on the test split (see --mode=evaluate); figures will be recorded here.
+model on the test split (see --mode=evaluate); not yet run on episodes.
 """
 
 import ml_collections
@@ -46,13 +46,17 @@ def get_config():
 
   c.seed = 0
   c.mesh = ml_collections.ConfigDict(dict(devices=0, fsdp=1))
-  c.input = ml_collections.ConfigDict(dict(worker_count=8, flip=True))
+  # worker_count=0 reads in the training process: on the H100 host it gave
+  # 1147 clips/s against 960 with 8 workers (README "Benchmarks"), twice what
+  # the tokenizer step consumes.
+  c.input = ml_collections.ConfigDict(dict(worker_count=0, flip=True))
 
   c.tokenizer = ml_collections.ConfigDict(dict(
       channels=(64, 128, 256), num_res_blocks=2, patch=2, spatial=8,
       temporal=4, temporal_kernel=3, norm='group', quantizer='fsq',
       fsq_levels=(8, 8, 8, 6, 5), vq_codes=8192, vq_dim=32, vq_commitment=0.25,
       mixed_precision=True,
+      remat='none',  # none | dots | full: activation checkpointing per block
       train_frames=8,  # two latent steps of each clip per step
       batch_size=64, steps=100_000, lr=2e-4, final_lr_ratio=0.1,
       warmup_steps=2000, weight_decay=0.0, b1=0.9, b2=0.99, grad_clip=1.0,
@@ -71,6 +75,11 @@ def get_config():
       width=768, depth=12, heads=12, mlp_ratio=4, dropout=0.1,
       audio_channels=256, audio_layers=3, audio_dropout=0.2,
       mixed_precision=True,
+      # auto: cuDNN flash attention on NVIDIA GPUs, Pallas on TPUs, blockwise
+      # (flash attention in plain JAX) elsewhere (models/attention.py).
+      attention='auto',
+      remat='dots',  # none | dots | full: activation checkpointing per block
+      loss_chunk=0,  # predicted tokens per loss chunk; 0 = 512 MB of logits
       batch_size=64, steps=200_000, lr=3e-4, final_lr_ratio=0.05,
       warmup_steps=5000, weight_decay=0.05, b1=0.9, b2=0.95, grad_clip=1.0,
       ema=0.999, log_every=100, checkpoint_every=2000, keep=3,

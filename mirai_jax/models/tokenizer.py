@@ -18,6 +18,25 @@ import jax.numpy as jnp
 
 from mirai_jax.models import quantizers
 
+# Activation checkpointing of each residual block (config.tokenizer.remat).
+REMAT_POLICIES = {
+    'none': None,
+    'dots': jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+    'full': jax.checkpoint_policies.nothing_saveable,
+}
+
+
+def _res_block(remat: str):
+  """ResBlock, or ResBlock under jax.checkpoint with the named policy.
+  The parameter names are the same either way (blocks are named explicitly),
+  so a checkpoint restores whatever the setting."""
+  if remat not in REMAT_POLICIES:
+    raise ValueError(f'config.tokenizer.remat={remat!r}: choose one of '
+                     f'{", ".join(REMAT_POLICIES)}')
+  if remat == 'none':
+    return ResBlock
+  return nn.remat(ResBlock, policy=REMAT_POLICIES[remat], prevent_cse=True)
+
 
 class CausalConv(nn.Module):
   features: int
@@ -121,17 +140,21 @@ class Encoder(nn.Module):
   patch: int = 1
   norm: str = 'group'
   dtype: Any = jnp.float32
+  remat: str = 'none'
 
   @nn.compact
   def __call__(self, x):
     kt = self.temporal_kernel
+    block = _res_block(self.remat)
     if self.patch > 1:  # pixels of a patch side by side as channels
       x = space_to_depth(x, self.patch)
     x = CausalConv(self.channels[0], (kt, 3, 3), dtype=self.dtype)(x)
     downs = _levels(self.channels, self.spatial, self.temporal)
+    n = 0
     for i, c in enumerate(self.channels):
       for _ in range(self.num_res_blocks):
-        x = ResBlock(c, kt, self.norm, self.dtype)(x)
+        x = block(c, kt, self.norm, self.dtype, name=f'ResBlock_{n}')(x)
+        n += 1
       if i < len(downs):
         st, ss = downs[i]
         x = CausalConv(self.channels[i + 1], (max(kt, st), 3, 3), (st, ss, ss),
@@ -149,16 +172,20 @@ class Decoder(nn.Module):
   patch: int = 1
   norm: str = 'group'
   dtype: Any = jnp.float32
+  remat: str = 'none'
 
   @nn.compact
   def __call__(self, z):
     kt = self.temporal_kernel
+    block = _res_block(self.remat)
     ups = _levels(self.channels, self.spatial, self.temporal)[::-1]
     chans = list(self.channels)[::-1]
     x = CausalConv(chans[0], (kt, 3, 3), dtype=self.dtype)(z)
+    n = 0
     for i, c in enumerate(chans):
       for _ in range(self.num_res_blocks):
-        x = ResBlock(c, kt, self.norm, self.dtype)(x)
+        x = block(c, kt, self.norm, self.dtype, name=f'ResBlock_{n}')(x)
+        n += 1
       if i < len(ups):
         st, ss = ups[i]
         nxt = chans[i + 1]
@@ -191,6 +218,7 @@ class Tokenizer(nn.Module):
   vq_dim: int = 32
   vq_commitment: float = 0.25
   dtype: Any = jnp.float32  # compute dtype; parameters stay float32
+  remat: str = 'none'  # REMAT_POLICIES: activation checkpointing per block
 
   def setup(self):
     if self.quantizer == 'fsq':
@@ -207,10 +235,10 @@ class Tokenizer(nn.Module):
     convs = self.spatial // self.patch
     self.encoder = Encoder(self.channels, self.num_res_blocks, convs,
                            self.temporal, self.quant.dim, self.temporal_kernel,
-                           self.patch, self.norm, self.dtype)
+                           self.patch, self.norm, self.dtype, self.remat)
     self.decoder = Decoder(self.channels, self.num_res_blocks, convs,
                            self.temporal, self.temporal_kernel, self.patch,
-                           self.norm, self.dtype)
+                           self.norm, self.dtype, self.remat)
 
   @property
   def codebook_size(self) -> int:

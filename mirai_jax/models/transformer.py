@@ -23,7 +23,16 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from mirai_jax.models import attention as attention_lib
 from mirai_jax.models import audio as audio_lib
+
+# Activation checkpointing of each block (config.transformer.remat): what the
+# backward pass may keep instead of recomputing.
+REMAT_POLICIES = {
+    'none': None,  # keep everything (fastest, most memory)
+    'dots': jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+    'full': jax.checkpoint_policies.nothing_saveable,  # keep only block inputs
+}
 
 
 def rope(x, coords, base: float = 64.0):
@@ -52,28 +61,28 @@ def rope(x, coords, base: float = 64.0):
 class Attention(nn.Module):
   heads: int
   dtype: Any = jnp.float32
+  implementation: str = 'xla'  # models/attention.py (resolved, not 'auto')
 
   @nn.compact
-  def __call__(self, x, q_pos, k_pos, cache=None, index=None):
+  def __call__(self, x, q_pos, k_pos, cache=None, index=None, prefill=False):
     d = x.shape[-1]
     qkv = nn.DenseGeneral((3, self.heads, d // self.heads), use_bias=False,
                           dtype=self.dtype, name='qkv')(x)
     q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
     q, k = rope(q, q_pos), rope(k, k_pos)
-    if cache is None:
-      out = jax.nn.dot_product_attention(q, k, v, is_causal=True)
-    else:
-      # Write this chunk's keys/values at [index, index + L), attend to
-      # everything written so far (causal inside the chunk).
+    if cache is None or prefill:
+      # A whole sequence, or the prefill (the chunk at index 0 attends to
+      # itself only): the fused implementation applies.
+      out = attention_lib.attend(q, k, v, self.implementation)
+    if cache is not None:
+      # Write this chunk's keys/values at [index, index + L); a decode step
+      # attends to everything written so far.
       ck = jax.lax.dynamic_update_slice_in_dim(cache[0], k.astype(cache[0].dtype),
                                                index, axis=1)
       cv = jax.lax.dynamic_update_slice_in_dim(cache[1], v.astype(cache[1].dtype),
                                                index, axis=1)
-      q_pos = index + jnp.arange(x.shape[1])
-      mask = jnp.arange(ck.shape[1])[None, :] <= q_pos[:, None]
-      out = jax.nn.dot_product_attention(q, ck.astype(q.dtype),
-                                         cv.astype(q.dtype),
-                                         mask=mask[None, None])
+      if not prefill:
+        out = attention_lib.attend_cached(q, ck, cv, index)
       cache = (ck, cv)
     out = nn.DenseGeneral(d, axis=(-2, -1), use_bias=False, dtype=self.dtype,
                           name='out')(out)
@@ -81,16 +90,19 @@ class Attention(nn.Module):
 
 
 class Block(nn.Module):
+  """One pre-LayerNorm block, written as a scan body: (x, this layer's
+  cache) -> (x, its updated cache)."""
   heads: int
   mlp_ratio: int = 4
   dropout: float = 0.0
   dtype: Any = jnp.float32
+  attention: str = 'xla'
 
   @nn.compact
-  def __call__(self, x, q_pos, k_pos, cache=None, index=None,
-               train: bool = False):
-    h, cache = Attention(self.heads, self.dtype)(
-        nn.LayerNorm(dtype=self.dtype)(x), q_pos, k_pos, cache, index)
+  def __call__(self, x, cache, q_pos, k_pos, index, prefill: bool,
+               train: bool):
+    h, cache = Attention(self.heads, self.dtype, self.attention)(
+        nn.LayerNorm(dtype=self.dtype)(x), q_pos, k_pos, cache, index, prefill)
     x = x + nn.Dropout(self.dropout, deterministic=not train)(h)
     h = nn.LayerNorm(dtype=self.dtype)(x)
     h = nn.Dense(self.mlp_ratio * x.shape[-1], dtype=self.dtype)(h)
@@ -117,6 +129,9 @@ class Transformer(nn.Module):
   audio_channels: int = 128
   audio_layers: int = 2
   dtype: Any = jnp.float32
+  attention: str = 'xla'  # a resolved models/attention.py implementation
+  remat: str = 'none'  # REMAT_POLICIES
+  unroll: int = 1  # layers per scan iteration (depth: straight-line code)
 
   def setup(self):
     init = nn.initializers.normal(0.02)
@@ -133,8 +148,24 @@ class Transformer(nn.Module):
                              name=f'pos_out_{a}') for a, n in zip('thw', self.grid)]
     self.audio = audio_lib.AudioEncoder(self.width, self.audio_channels,
                                         self.audio_layers, dtype=self.dtype)
-    self.blocks = [Block(self.heads, self.mlp_ratio, self.dropout, self.dtype,
-                         name=f'block_{i}') for i in range(self.depth)]
+    if self.remat not in REMAT_POLICIES:
+      raise ValueError(f'config.transformer.remat={self.remat!r}: choose one '
+                       f'of {", ".join(REMAT_POLICIES)}')
+    block = Block
+    if self.remat != 'none':
+      # prefill and train are Python bools (self counts as argument 0).
+      block = nn.remat(Block, policy=REMAT_POLICIES[self.remat],
+                       prevent_cse=False, static_argnums=(6, 7))
+    # The layers as one scan over stacked parameters: compiled once, and the
+    # backward pass keeps only what each layer's remat policy saves (XLA
+    # cannot move a scan's recomputation, as it can with unrolled layers).
+    self.blocks = nn.scan(
+        block, variable_axes={'params': 0},
+        split_rngs={'params': True, 'dropout': True},
+        in_axes=(0, nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast,
+                 nn.broadcast), length=self.depth, unroll=self.unroll)(
+                     self.heads, self.mlp_ratio, self.dropout, self.dtype,
+                     self.attention)
     self.norm = nn.LayerNorm(dtype=self.dtype)
     self.head = nn.Dense(self.codebook_size, dtype=self.dtype)
 
@@ -151,26 +182,53 @@ class Transformer(nn.Module):
       x += jnp.take(audio, pos[..., 0], axis=1)
     return x.astype(self.dtype)
 
-  def _logits(self, x):
+  def logits(self, x):
+    """Final hidden states (..., width) -> float32 logits (..., codebook)."""
     return self.head(self.norm(x)).astype(jnp.float32)
+
+  def hidden(self, prev, prev_pos, pos, above, audio=None, train: bool = False):
+    """The final hidden state of every input (B, L, width), before `logits`:
+    training applies the output layer only where a token is predicted."""
+    x = self._inputs(prev, prev_pos, pos, above, audio)
+    x, _ = self.blocks(x, None, pos, prev_pos, None, False, train)
+    return x
 
   def __call__(self, prev, prev_pos, pos, above, audio=None,
                train: bool = False):
-    x = self._inputs(prev, prev_pos, pos, above, audio)
-    for block in self.blocks:
-      x, _ = block(x, pos, prev_pos, train=train)
-    return self._logits(x)
+    return self.logits(self.hidden(prev, prev_pos, pos, above, audio, train))
 
-  def decode(self, prev, prev_pos, pos, above, audio, cache, index):
-    """Inputs [index, index + L) with the KV cache -> (logits, cache)."""
+  def decode(self, prev, prev_pos, pos, above, audio, cache, index, layers):
+    """Inputs [index, index + L) with the KV cache -> (logits, cache).
+
+    Apply with the parameters of `split_layers`: `layers` holds each layer's
+    own arrays and `cache` one (k, v) per layer, so that a decode step
+    updates each cache in place (a scan over stacked layers would copy the
+    whole stacked cache at every step).
+    """
     x = self._inputs(prev, prev_pos, pos, above, audio)
+    prefill = isinstance(index, int) and index == 0
+    block = Block(self.heads, self.mlp_ratio, 0.0, self.dtype, self.attention,
+                  parent=None)
     new = []
-    for block, c in zip(self.blocks, cache):
-      x, c = block(x, pos, prev_pos, c, index)
+    for params, c in zip(layers, cache):
+      x, c = block.apply({'params': params}, x, c, pos, prev_pos, index,
+                         prefill, False)
       new.append(c)
-    return self._logits(x), new
+    return self.logits(x), new
 
   def init_cache(self, batch: int, length: int, dtype=jnp.float32):
+    """Keys and values of every layer: a list of (k, v), each (B, length,
+    heads, head size)."""
     hd = self.width // self.heads
     z = jnp.zeros((batch, length, self.heads, hd), dtype)
     return [(z, z) for _ in range(self.depth)]
+
+
+def split_layers(params):
+  """(params without the blocks, [layer 0's params, layer 1's, ...]): the
+  scanned blocks' stacked arrays cut once per layer, for `decode`."""
+  rest = dict(params['params'])
+  blocks = rest.pop('blocks')
+  depth = jax.tree.leaves(blocks)[0].shape[0]
+  return {'params': rest}, [jax.tree.map(lambda a, i=i: a[i], blocks)
+                            for i in range(depth)]

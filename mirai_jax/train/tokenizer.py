@@ -57,7 +57,8 @@ def make_model(cfg) -> tokenizer_lib.Tokenizer:
       temporal_kernel=t.temporal_kernel, norm=t.norm,
       quantizer=t.quantizer, fsq_levels=tuple(t.fsq_levels),
       vq_codes=t.vq_codes, vq_dim=t.vq_dim, vq_commitment=t.vq_commitment,
-      dtype=jnp.bfloat16 if t.mixed_precision else jnp.float32)
+      dtype=jnp.bfloat16 if t.mixed_precision else jnp.float32,
+      remat=t.get('remat', 'none'))
 
 
 @dataclasses.dataclass

@@ -18,7 +18,6 @@ import json
 import os
 from typing import Any
 
-from absl import logging
 import flax
 import jax
 import jax.numpy as jnp
@@ -31,6 +30,7 @@ from mirai_jax import tasks
 from mirai_jax import tokenize
 from mirai_jax.data import pipeline
 from mirai_jax.data import tokens as tokens_lib
+from mirai_jax.models import attention as attention_lib
 from mirai_jax.models import transformer as transformer_lib
 from mirai_jax.train import checkpoint
 from mirai_jax.train import loop
@@ -70,12 +70,16 @@ def meta_from_config(config) -> dict:
 def make_model(config, meta: dict) -> transformer_lib.Transformer:
   cfg = config.transformer
   _, h, w = meta['grid']
+  dtype = jnp.bfloat16 if cfg.mixed_precision else jnp.float32
   return transformer_lib.Transformer(
       codebook_size=meta['codebook_size'], grid=(cfg.frames, h, w),
       width=cfg.width, depth=cfg.depth, heads=cfg.heads,
       mlp_ratio=cfg.mlp_ratio, dropout=cfg.dropout,
       audio_channels=cfg.audio_channels, audio_layers=cfg.audio_layers,
-      dtype=jnp.bfloat16 if cfg.mixed_precision else jnp.float32)
+      dtype=dtype, remat=cfg.get('remat', 'none'),
+      attention=attention_lib.resolve(
+          cfg.get('attention', 'auto'), dtype=dtype,
+          head_dim=cfg.width // cfg.heads, length=cfg.frames * h * w))
 
 
 def make_order(config, meta: dict) -> tasks.Order:
@@ -110,21 +114,72 @@ def window(x: jax.Array, starts: jax.Array, frames: int) -> jax.Array:
                   )(x, starts)
 
 
+# Logits of one loss chunk stay under this many bytes (float32): the kny
+# config's (64, 1024, 15360) logits would be 4 GB at once, and as much again
+# for their gradient.
+LOGITS_BUDGET = 2 ** 29
+
+
+def loss_chunks(batch: int, tokens: int, codebook: int, chunk: int = 0) -> int:
+  """How many chunks the predicted tokens' cross-entropy is computed in:
+  `chunk` tokens each when given, else the fewest whose logits fit
+  LOGITS_BUDGET (1 for small models: the plain computation)."""
+  if chunk:
+    per = min(chunk, tokens)
+  else:
+    per = max(1, LOGITS_BUDGET // (4 * batch * codebook))
+  n = -(-tokens // min(per, tokens))
+  while tokens % n:  # equal chunks
+    n += 1
+  return n
+
+
+def cross_entropy(model, params, x, targets, chunks: int):
+  """Summed cross-entropy and correct count of `targets` (B, M) given the
+  final hidden states `x` (B, M, width). With chunks > 1 the output layer
+  runs on one slice of the tokens at a time under jax.checkpoint, so only one
+  slice's logits exist at a time, forward and backward."""
+  def one(x, t):
+    logits = model.apply(params, x, method=model.logits)
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, t)
+    return jnp.sum(ce), jnp.sum(jnp.argmax(logits, -1) == t)
+
+  if chunks == 1:
+    return one(x, targets)
+  b, m, d = x.shape
+  xs = x.reshape(b, chunks, m // chunks, d).swapaxes(0, 1)
+  ts = targets.reshape(b, chunks, m // chunks).swapaxes(0, 1)
+
+  def body(carry, xt):
+    ce, right = jax.checkpoint(one)(*xt)
+    return (carry[0] + ce, carry[1] + right), None
+
+  (ce, right), _ = jax.lax.scan(body, (jnp.zeros((), jnp.float32),
+                                       jnp.zeros((), jnp.int32)), (xs, ts))
+  return ce, right
+
+
 def loss_fn(model, params, batch, meta, order, starts, use_audio, *,
-            train=False, rng=None, shuffle_audio=False):
-  """Mean cross-entropy and accuracy over the unknown tokens of the windows."""
+            train=False, rng=None, shuffle_audio=False, chunk: int = 0):
+  """Mean cross-entropy and accuracy over the unknown tokens of the windows.
+
+  The output layer and the loss run on the predicted positions only (the
+  known context needs no logits), in chunks (`loss_chunks`).
+  """
   frames = model.grid[0]
   feats = audio_features(model, params, batch, meta, use_audio)
   if shuffle_audio:  # each clip gets the soundtrack of another clip
     feats = jnp.roll(feats, feats.shape[0] // 2, axis=0)
   seq = order.to_sequence(window(batch['tokens'], starts, frames))
-  logits = model.apply(params, *sample.inputs(seq, order, model.codebook_size),
-                       window(feats, starts, frames), train=train,
-                       rngs={'dropout': rng} if train else None)
+  x = model.apply(params, *sample.inputs(seq, order, model.codebook_size),
+                  window(feats, starts, frames), train=train,
+                  rngs={'dropout': rng} if train else None, method=model.hidden)
   k = order.num_known
-  ce = optax.softmax_cross_entropy_with_integer_labels(logits[:, k:], seq[:, k:])
-  acc = jnp.mean(jnp.argmax(logits[:, k:], -1) == seq[:, k:])
-  return jnp.mean(ce), acc
+  targets = seq[:, k:]
+  n = targets.size
+  chunks = loss_chunks(x.shape[0], targets.shape[1], model.codebook_size, chunk)
+  ce, right = cross_entropy(model, params, x[:, k:], targets, chunks)
+  return ce / n, right / n
 
 
 def setup(config, meta: dict):
@@ -170,7 +225,9 @@ def make_update(config, model, order, tx, meta):
         jax.random.uniform(r_audio, (b,)) >= cfg.audio_dropout)
     (loss, acc), grads = jax.value_and_grad(
         lambda p: loss_fn(model, p, batch, meta, order, starts, use_audio,
-                          train=True, rng=r_drop), has_aux=True)(state.params)
+                          train=True, rng=r_drop,
+                          chunk=cfg.get('loss_chunk', 0)),
+        has_aux=True)(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     new = state.replace(params=params, opt_state=opt_state,
@@ -241,9 +298,12 @@ def train_and_evaluate(config, workdir: str) -> dict:
                                       abstract_state, state_sharding, make_state)
   writer = metrics_lib.Writer(out, cfg.steps, 'transformer')
   n_params = sum(x.size for x in jax.tree.leaves(state.params))
-  logging.info('transformer: %.2fM parameters, %d tokens per window (%d '
-               'known), mesh %s, start step %d', n_params / 1e6,
-               order.perm.size, order.num_known, dict(mesh.shape), start)
+  if jax.process_index() == 0:
+    print(f'transformer: {n_params / 1e6:.2f}M parameters, {order.perm.size} '
+          f'tokens per window ({order.num_known} known), attention '
+          f'{model.attention}, remat {model.remat}, '
+          f'{"bf16" if cfg.mixed_precision else "float32"}, mesh '
+          f'{dict(mesh.shape)}, start step {start}', flush=True)
 
   # ------------------------------------------------------------- Evals
   @jax.jit

@@ -18,18 +18,11 @@ Stages:
   evaluate     the table of evaluate.py on the test split;
   predict      a continuation of the first test episode from 4.0 s.
 
-Run time: 13.6 min on 2 CPU cores (0.8 data and preview, 4.7 tokenizer, 7.3
-transformer, 0.6 evaluate and predict; 15.7 in an earlier run). Expected: 0 files skipped;
-"tokenizer eval step 1500: PSNR 21.62 dB"; evaluate (test split, 72 clips):
-the model MSE 0.00415 (25.58 dB) against copy-last-frame's 0.00343 (29.52
-dB) and the ceiling's 0.00166; mouth MSE 0.0375 with the clip's own sound vs
-0.0382 with another clip's. Too short to beat copy-last-frame: see 'long'.
+Run time and results: README, "Set-up: two commands" (14-17 min on 2 CPU
+cores). Too short to beat copy-last-frame: see 'long'.
 
-'long' (120 episodes, tokenizer and transformer 2000 steps each): 45.0 min
-on 2 CPU cores (2.7 data, 6.3 tokenizer, 33.8 transformer). Expected on the
-test split (295 clips): the model MSE 0.00311 against copy-last-frame's
-0.00397 (21.7 % lower); mouth MSE 0.0211 with the clip's own sound vs 0.0287
-with another clip's (26.5 % lower) and 0.0299 with none.
+'long' (120 episodes, tokenizer and transformer 2000 steps each): about
+45 min on 2 CPU cores; results in the README, "What the demo shows".
 
 Run one stage with --mode=transformer; change any field with e.g.
 --config.transformer.steps=1000.

@@ -115,7 +115,7 @@ def main(argv):
       sys.exit(1)
     except loop.Preempted as e:
       print(str(e), file=sys.stderr, flush=True)
-      sys.exit(loop.PREEMPTED_EXIT_CODE)
+      sys.exit(e.exit_code)
 
 
 if __name__ == '__main__':

@@ -174,20 +174,26 @@ def _wait_for_lines(workdir, n, proc, timeout=180):
                        + _output(proc)[-3000:])
 
 
-def test_sigterm_saves_at_a_step_boundary_and_the_run_resumes(reference,
-                                                              tmp_path):
+@pytest.mark.parametrize('sig,code,why', [
+    (signal.SIGTERM, loop.PREEMPTED_EXIT_CODE, 'preempted (SIGTERM)'),
+    (signal.SIGINT, loop.INTERRUPTED_EXIT_CODE, 'interrupted (Ctrl-C)')])
+def test_sigterm_or_ctrl_c_saves_at_a_step_boundary_and_the_run_resumes(
+    reference, tmp_path, sig, code, why):
   workdir = _workdir(tmp_path, 'term')
   proc = _start(workdir)
   _wait_for_lines(workdir, 5, proc)
-  proc.send_signal(signal.SIGTERM)
-  code, out = _finish(proc)
-  assert code == loop.PREEMPTED_EXIT_CODE, out
-  assert 'Run the same command again to resume' in out
+  proc.send_signal(sig)
+  got, out = _finish(proc)
+  assert got == code, out
+  assert why in out and 'Run the same command again to resume' in out
+  assert 'Traceback' not in out
   saved = _latest(workdir)
   assert 5 <= saved < STEPS and saved % OVERRIDES['checkpoint_every'], (
       'the preemption save is its own, not a periodic one')
-  code, out = _finish(_start(workdir))
-  assert code == 0, out
+  if sig == signal.SIGINT:
+    return  # the resume after that save is SIGTERM's, checked below
+  got, out = _finish(_start(workdir))
+  assert got == 0, out
   (a, _), (b, step) = _params(reference), _params(workdir)
   assert step == STEPS
   jax.tree.map(np.testing.assert_array_equal, a, b)

@@ -259,6 +259,72 @@ def test_resume_continues_exactly(reference, tmp_path):
   jax.tree.map(np.testing.assert_array_equal, a, b)
 
 
+def _damage(step_dir, how):
+  """What a disk, a copy or a sync can do to a finished checkpoint step."""
+  data = sorted((os.path.getsize(os.path.join(d, f)), os.path.join(d, f))
+                for d, _, fs in os.walk(os.path.join(step_dir, 'state'))
+                for f in fs if os.sep + 'd' + os.sep in os.path.join(d, f))
+  if how == 'missing_data_file':
+    os.remove(data[-1][1])
+  elif how == 'truncated_data_file':
+    with open(data[-1][1], 'r+b') as f:
+      f.truncate(data[-1][0] // 2)
+  elif how == 'empty_metadata':
+    open(os.path.join(step_dir, 'state', '_METADATA'), 'w').close()
+  elif how == 'empty_step_folder':
+    shutil.rmtree(step_dir)
+    os.mkdir(step_dir)
+
+
+DAMAGE = ['missing_data_file', 'truncated_data_file', 'empty_metadata',
+          'empty_step_folder']
+
+
+def test_inference_walks_back_past_a_damaged_step_and_moves_nothing(
+    reference, tmp_path, capsys):
+  for how in DAMAGE:
+    workdir = str(tmp_path / how)
+    shutil.copytree(reference[0], workdir)
+    step_dir = os.path.join(workdir, 'transformer', 'checkpoints', '6')
+    _damage(step_dir, how)
+    assert _params(_config(), workdir)[1] == 3, how
+    out = capsys.readouterr().out
+    assert 'step 6 in' in out and 'does not restore' in out, (how, out)
+    assert os.path.isdir(step_dir)
+
+
+def test_training_sets_a_damaged_step_aside_and_redoes_its_steps(
+    reference, tmp_path, capsys):
+  ref_dir = reference[0]
+  workdir = str(tmp_path / 'damaged')
+  shutil.copytree(ref_dir, workdir)
+  ckpts = os.path.join(workdir, 'transformer', 'checkpoints')
+  _damage(os.path.join(ckpts, '6'), 'missing_data_file')
+  os.remove(os.path.join(workdir, 'transformer', 'metrics.jsonl'))
+  train_transformer.train_and_evaluate(_config(), workdir)
+  out = capsys.readouterr().out
+  assert 'transformer: step 6 in' in out and 'does not restore' in out, out
+  assert len(os.listdir(os.path.join(ckpts, 'damaged'))) == 1
+  ref, got = _losses(ref_dir), _losses(workdir)
+  assert sorted(got) == [4, 5, 6]
+  assert [got[s] for s in (4, 5, 6)] == [ref[s] for s in (4, 5, 6)]
+  a, _ = _params(_config(), ref_dir)
+  b, step = _params(_config(), workdir)
+  assert step == 6
+  jax.tree.map(np.testing.assert_array_equal, a, b)
+
+
+def test_no_restorable_step_is_reported_not_a_traceback(reference, tmp_path):
+  workdir = str(tmp_path / 'all_damaged')
+  shutil.copytree(reference[0], workdir)
+  ckpts = os.path.join(workdir, 'transformer', 'checkpoints')
+  for step in ('3', '6'):
+    _damage(os.path.join(ckpts, step), 'empty_metadata')
+  with pytest.raises(checkpoint.Unusable, match='no checkpoint in .* restores'):
+    _params(_config(), workdir)
+  assert issubclass(checkpoint.Unusable, FileNotFoundError)  # main: one message
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(reference, tmp_path):
   workdir = str(tmp_path / 'nan')
   shutil.copytree(reference[0], workdir)

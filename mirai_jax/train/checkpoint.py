@@ -5,21 +5,29 @@ started again on the same workdir restores the latest step and, because the
 input pipeline is a function of the step (data/pipeline.py), continues with
 the same batches: a resumed run equals one that never stopped. Orbax writes a
 step into a temporary directory and renames it when complete, so a process
-killed mid-write leaves the previous steps restorable. The directory may be a
-gs:// path.
+killed mid-write leaves the previous steps restorable. A finished step that a
+disk, a copy or a sync damaged later is skipped: `restore_newest` walks back
+to the newest step that restores and says which it skipped and why. The
+directory may be a gs:// path.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Any, Optional
+import time
+from typing import Any, Callable, Optional
 
 from absl import logging
 import jax
 import orbax.checkpoint as ocp
 
 from mirai_jax import storage
+
+
+class Unusable(FileNotFoundError):
+  """No step of a checkpoint directory restores (main.py reports it in a
+  few lines, as it does a missing input)."""
 
 
 class Checkpoints:
@@ -82,6 +90,57 @@ class Checkpoints:
     logging.info('restored step %d from %s', step, self.directory)
     return restored['state'], step
 
+  def restore_newest(self, abstract_state: Any, *, label: str,
+                     check: Optional[Callable[[int], None]] = None,
+                     set_aside: bool = False) -> tuple[Any, int]:
+    """(state, step) of the newest step that restores.
+
+    A step that fails to read (a missing or truncated file, empty metadata,
+    a folder left half copied) is reported in one line and the step before
+    is tried. With `set_aside` (a training run that will save again) the
+    damaged step is moved to <directory>/damaged/, kept for inspection,
+    so that new saves are not refused as older than it. `check(step)` runs
+    first and its exceptions stop the walk: a checkpoint of another model is
+    the user's config, not damage. Raises Unusable when no step restores.
+    """
+    tried = []
+    for step in sorted(self._mngr.all_steps(), reverse=True):
+      try:
+        if check is not None:
+          check(step)
+        return self.restore(abstract_state, step)
+      except ConfigMismatch:
+        raise
+      except Exception as e:  # pylint: disable=broad-except
+        reason = _one_line(e)
+        tried.append(f'step {step}: {reason}')
+        where = self._set_aside(step) if set_aside else None
+        if jax.process_index() == 0:
+          print(f'{label}: step {step} in {self.directory} does not restore '
+                f'({reason}); ' + (f'moved it to {where}; ' if where else '')
+                + 'trying the step before', flush=True)
+    if tried:
+      raise Unusable(
+          f'{label}: no checkpoint in {self.directory} restores:\n  '
+          + '\n  '.join(tried) + '\nMove that directory away to start from '
+          'scratch, or restore it from a copy.')
+    raise FileNotFoundError(f'no {label} checkpoint in {self.directory}')
+
+  def _set_aside(self, step: int) -> Optional[str]:
+    src = os.path.join(self.directory, str(step))
+    dst = os.path.join(self.directory, 'damaged', f'{step}.{int(time.time())}')
+    if jax.process_index() == 0 and storage.exists(src):
+      if storage.is_url(src):
+        storage.filesystem(src).mv(src, dst, recursive=True)
+      else:
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        os.rename(src, dst)
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+      multihost_utils.sync_global_devices(f'set aside {step}')
+    self._mngr.reload()
+    return dst
+
   def saved_config(self, step: Optional[int] = None) -> dict:
     step = self._mngr.latest_step() if step is None else step
     return self._mngr.restore(step, args=ocp.args.Composite(
@@ -93,6 +152,15 @@ class Checkpoints:
   def close(self) -> None:
     self._mngr.wait_until_finished()
     self._mngr.close()
+
+
+class ConfigMismatch(ValueError):
+  """The checkpoint holds another model than the config describes."""
+
+
+def _one_line(e: Exception) -> str:
+  text = ' '.join(str(e).split()) or type(e).__name__
+  return f'{type(e).__name__}: {text[:200]}'
 
 
 def abstract(tree: Any, shardings: Any) -> Any:

@@ -2,13 +2,15 @@
 
 A stage builds its mesh, input, model, update step and evaluation, then
 hands them to `run`, which resumes from the latest checkpoint (same batches,
-same losses as if never stopped), stops loudly on a NaN/inf step, and on
-SIGTERM (a preemption notice) saves at the next step boundary and exits.
+same losses as if never stopped, walking back past damaged checkpoints),
+stops loudly on a NaN/inf step, and on SIGTERM (a preemption notice) or
+Ctrl-C saves at the next step boundary and exits.
 """
 
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import time
 from typing import Any, Callable
@@ -20,43 +22,61 @@ from jax.experimental import multihost_utils
 from mirai_jax.data import pipeline
 from mirai_jax.train import checkpoint
 
-# The conventional exit status of a process ended by SIGTERM: schedulers and
-# retry loops read it as "preempted", not as success or a crash.
+# The conventional exit statuses of a process ended by SIGTERM and by Ctrl-C
+# (SIGINT): schedulers and retry loops read 143 as "preempted", not as
+# success or a crash.
 PREEMPTED_EXIT_CODE = 143
+INTERRUPTED_EXIT_CODE = 130
 
 
 class Preempted(Exception):
-  """Training stopped on SIGTERM after saving a checkpoint."""
+  """Training stopped on SIGTERM or Ctrl-C after saving a checkpoint."""
+
+  def __init__(self, message: str, exit_code: int = PREEMPTED_EXIT_CODE):
+    super().__init__(message)
+    self.exit_code = exit_code
 
 
 class Preemption:
-  """Whether a preemption notice (SIGTERM) has arrived, as of a given step.
+  """Whether a preemption notice (SIGTERM) or a Ctrl-C has arrived, as of a
+  given step.
 
   With several processes the notice goes through JAX's coordination service
   (its own SIGTERM handler): every process answers True at the same step even
   when only one was signalled, so they all take part in the save. With one
-  process a Python handler sets a flag.
+  process Python handlers set a flag; a second Ctrl-C aborts at once.
   """
 
   def __init__(self):
-    self._requested = False
-    self._old = None
+    self._requested = None  # the signal that asked to stop
+    self._old = {}
     if (jax.process_count() == 1
         and threading.current_thread() is threading.main_thread()):
-      self._old = signal.signal(signal.SIGTERM, self._handler)
+      for sig in (signal.SIGTERM, signal.SIGINT):
+        self._old[sig] = signal.signal(sig, self._handler)
 
   def _handler(self, signum, frame):  # pylint: disable=unused-argument
-    self._requested = True
+    if signum == signal.SIGINT:
+      if self._requested is not None:
+        raise KeyboardInterrupt
+      print('\nCtrl-C: stopping after this step and saving a checkpoint '
+            '(Ctrl-C again aborts at once, losing the steps since the last '
+            'checkpoint)', file=sys.stderr, flush=True)
+    self._requested = signum
 
   def reached(self, step: int) -> bool:
     if jax.process_count() > 1:
       return multihost_utils.reached_preemption_sync_point(step)
-    return self._requested
+    return self._requested is not None
+
+  @property
+  def interrupted(self) -> bool:
+    return self._requested == signal.SIGINT
 
   def close(self) -> None:
-    if self._old is not None:
-      signal.signal(signal.SIGTERM, self._old)
-      self._old = None
+    for sig, old in self._old.items():
+      signal.signal(sig, old)
+    self._old = {}
 
 
 def _flat(tree: dict, prefix: str = '') -> dict:
@@ -78,11 +98,13 @@ def restore_or_init(name: str, config, ckpt: checkpoint.Checkpoints,
   checkpoint's metadata, before any compute: with the arrays and the config
   fields that differ.
   """
-  step = ckpt.latest_step()
-  if step is None:
+  if ckpt.latest_step() is None:
     return make_state(jax.random.key(config.seed)), 0
-  bad = ckpt.shape_mismatches(abstract_state, step)
-  if bad:
+
+  def check(step):
+    bad = ckpt.shape_mismatches(abstract_state, step)
+    if not bad:
+      return
     try:
       saved = _flat(ckpt.saved_config(step).get(name, {}))
     except Exception:  # pylint: disable=broad-except
@@ -91,7 +113,7 @@ def restore_or_init(name: str, config, ckpt: checkpoint.Checkpoints,
     diff = [f'  config.{name}.{k}: checkpoint {saved.get(k)!r}, now {now.get(k)!r}'
             for k in sorted(saved.keys() | now.keys())
             if str(saved.get(k)) != str(now.get(k))]
-    raise ValueError(
+    raise checkpoint.ConfigMismatch(
         f'{ckpt.directory} (step {step}) was written by a config with another '
         f'{name} model, so training cannot resume from it:\n  '
         + '\n  '.join(bad[:6]) + (f'\n  ... {len(bad) - 6} more' if len(bad) > 6 else '')
@@ -99,7 +121,10 @@ def restore_or_init(name: str, config, ckpt: checkpoint.Checkpoints,
            if diff else '')
         + '\nSet those fields back, or use a new --workdir (or delete that '
         'directory to start again).')
-  return ckpt.restore(checkpoint.abstract(abstract_state, shardings), step)
+
+  # A damaged newest step costs the steps since the one before, not the run.
+  return ckpt.restore_newest(checkpoint.abstract(abstract_state, shardings),
+                             label=name, check=check, set_aside=True)
 
 
 def run(name: str, cfg, config, *, state, start: int, update: Callable,
@@ -142,9 +167,13 @@ def run(name: str, cfg, config, *, state, start: int, update: Callable,
         ckpt.save(done, state, config.to_dict(), force=stop)
       if stop:
         ckpt.wait()
+        why = ('interrupted (Ctrl-C)' if preemption.interrupted
+               else 'preempted (SIGTERM)')
         raise Preempted(
-            f'{name}: preempted (SIGTERM); saved step {done} in '
-            f'{ckpt.directory}. Run the same command again to resume.')
+            f'{name}: {why}; saved step {done} in {ckpt.directory}. Run the '
+            'same command again to resume.',
+            INTERRUPTED_EXIT_CODE if preemption.interrupted
+            else PREEMPTED_EXIT_CODE)
       if cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.steps):
         result = evaluate(done, state)
     if start >= cfg.steps:

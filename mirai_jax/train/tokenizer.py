@@ -190,8 +190,8 @@ def restore_for_inference(config, workdir: str, spec: dict, mesh):
     raise FileNotFoundError(
         f'no tokenizer checkpoint in {ckpt.directory}: train it first with '
         '--mode=tokenizer')
-  state, step = ckpt.restore(checkpoint.abstract(
-      abstract, mesh_lib.param_shardings(abstract, mesh)))
+  state, step = ckpt.restore_newest(checkpoint.abstract(
+      abstract, mesh_lib.param_shardings(abstract, mesh)), label='tokenizer')
   ckpt.close()
   return parts.model, state.ema_params, state.model_state, step
 

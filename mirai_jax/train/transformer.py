@@ -254,8 +254,8 @@ def restore_for_inference(config, workdir: str, meta: dict, mesh):
     raise FileNotFoundError(
         f'no transformer checkpoint in {ckpt.directory}: train it first with '
         '--mode=transformer')
-  state, step = ckpt.restore(checkpoint.abstract(
-      abstract, mesh_lib.param_shardings(abstract, mesh)))
+  state, step = ckpt.restore_newest(checkpoint.abstract(
+      abstract, mesh_lib.param_shardings(abstract, mesh)), label='transformer')
   ckpt.close()
   return model, order, state.ema_params, step
 

@@ -7,13 +7,16 @@ downloads carry the `x-goog-generation` header, which tensorstore (Orbax's
 array writer) needs to read back a file it wrote, and objects can be moved
 (gcsfs tries `moveTo` first and backs off for half a minute without it).
 It also serves each connection in its own thread: a client holding a
-keep-alive connection open would otherwise stall every other client. gcsfs is pointed at it
+keep-alive connection open would otherwise stall every other client. The
+requests themselves run one at a time: the emulator's in-memory storage is
+not thread-safe (under load, a resumable upload once lost its session). gcsfs is pointed at it
 with STORAGE_EMULATOR_HOST, tensorstore with TENSORSTORE_GCS_HTTP_URL.
 """
 
 from http import server as http_server
 import re
 import sys
+import threading
 
 from gcp_storage_emulator import server
 from gcp_storage_emulator import settings
@@ -41,7 +44,22 @@ def _move(request, response, storage, *args, **kwargs):
                         request.params['object_id'])
 
 
+def _one_at_a_time() -> None:
+  """Serialise the handlers, not the connections: a handler starts after its
+  request line and headers have arrived, so an idle keep-alive connection
+  holds no lock."""
+  lock = threading.Lock()
+  for name in ('do_GET', 'do_POST', 'do_DELETE', 'do_PUT', 'do_PATCH'):
+    handler = getattr(server.RequestHandler, name)
+
+    def locked(self, _handler=handler):
+      with lock:
+        _handler(self)
+    setattr(server.RequestHandler, name, locked)
+
+
 def main(port: int, bucket: str) -> None:
+  _one_at_a_time()
   objects.download = _download_with_generation  # objects.get calls it too
   for _, methods in server.HANDLERS:
     for method, handler in methods.items():

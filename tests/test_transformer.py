@@ -322,6 +322,9 @@ def test_no_restorable_step_is_reported_not_a_traceback(reference, tmp_path):
     _damage(os.path.join(ckpts, step), 'empty_metadata')
   with pytest.raises(checkpoint.Unusable, match='no checkpoint in .* restores'):
     _params(_config(), workdir)
+  with pytest.raises(checkpoint.Unusable, match='Nothing was moved'):
+    train_transformer.train_and_evaluate(_config(), workdir)
+  assert sorted(os.listdir(ckpts)) == ['3', '6']
   assert issubclass(checkpoint.Unusable, FileNotFoundError)  # main: one message
 
 

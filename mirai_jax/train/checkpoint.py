@@ -98,8 +98,9 @@ class Checkpoints:
     A step that fails to read (a missing or truncated file, empty metadata,
     a folder left half copied) is reported in one line and the step before
     is tried. With `set_aside` (a training run that will save again) the
-    damaged step is moved to <directory>/damaged/, kept for inspection,
-    so that new saves are not refused as older than it. `check(step)` runs
+    damaged steps newer than the one restored are moved to
+    <directory>/damaged/, kept for inspection, so that new saves are not
+    refused as older than them. `check(step)` runs
     first and its exceptions stop the walk: a checkpoint of another model is
     the user's config, not damage. Raises Unusable when no step restores.
     """
@@ -108,22 +109,29 @@ class Checkpoints:
       try:
         if check is not None:
           check(step)
-        return self.restore(abstract_state, step)
+        restored = self.restore(abstract_state, step)
       except ConfigMismatch:
         raise
       except Exception as e:  # pylint: disable=broad-except
-        reason = _one_line(e)
-        tried.append(f'step {step}: {reason}')
-        where = self._set_aside(step) if set_aside else None
+        tried.append((step, _one_line(e)))
         if jax.process_index() == 0:
           print(f'{label}: step {step} in {self.directory} does not restore '
-                f'({reason}); ' + (f'moved it to {where}; ' if where else '')
-                + 'trying the step before', flush=True)
+                f'({tried[-1][1]}); trying the step before', flush=True)
+        continue
+      # Only once an older step restored: a directory none of whose steps
+      # reads (a bucket out of reach, say) is left exactly as it was.
+      for bad, _ in tried if set_aside else ():
+        where = self._set_aside(bad)
+        if jax.process_index() == 0:
+          print(f'{label}: moved the damaged step {bad} to {where}',
+                flush=True)
+      return restored
     if tried:
       raise Unusable(
           f'{label}: no checkpoint in {self.directory} restores:\n  '
-          + '\n  '.join(tried) + '\nMove that directory away to start from '
-          'scratch, or restore it from a copy.')
+          + '\n  '.join(f'step {st}: {why}' for st, why in tried)
+          + '\nNothing was moved or deleted. Move that directory away to '
+          'start from scratch, or restore it from a copy.')
     raise FileNotFoundError(f'no {label} checkpoint in {self.directory}')
 
   def _set_aside(self, step: int) -> Optional[str]:

@@ -46,9 +46,14 @@ def _abstract(batch: dict, mesh) -> dict:
 
 
 def _jit(update, abstract_state, mesh):
+  """(jitted update, its state shardings, the abstract state placed with
+  them: what `lower` needs to compile for the mesh without allocating)."""
   shardings = mesh_lib.param_shardings(abstract_state, mesh)
+  placed = jax.tree.map(
+      lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+      abstract_state, shardings)
   return jax.jit(update, donate_argnums=0,
-                 out_shardings=(shardings, mesh_lib.replicated(mesh))), shardings
+                 out_shardings=(shardings, mesh_lib.replicated(mesh))), shardings, placed
 
 
 def tokenizer_step(config, mesh, batch_size: int = 0) -> Step:
@@ -58,8 +63,8 @@ def tokenizer_step(config, mesh, batch_size: int = 0) -> Step:
   frames = cfg.train_frames or spec['frames']
   parts = tokenizer.setup(config, spec, frames)
   abstract = jax.eval_shape(parts.make_state, jax.random.key(0))
-  update, shardings = _jit(tokenizer.make_update(cfg, parts, frames, 0),
-                           abstract, mesh)
+  update, shardings, placed = _jit(tokenizer.make_update(cfg, parts, frames, 0),
+                                   abstract, mesh)
   shape = (b, spec['frames'], spec['height'], spec['width'], 3)
 
   def make_batch(seed):
@@ -78,7 +83,7 @@ def tokenizer_step(config, mesh, batch_size: int = 0) -> Step:
       'tokenizer', update,
       lambda: jax.jit(parts.make_state, out_shardings=shardings)(
           jax.random.key(0)),
-      abstract, make_batch,
+      placed, make_batch,
       _abstract({'video': jax.ShapeDtypeStruct(shape, np.uint8)}, mesh),
       b, flops.tokenizer_flops(fwd, batch=b, disc_forward=disc),
       dict(clip=f"{spec['frames']}x{spec['height']}x{spec['width']}",
@@ -92,8 +97,8 @@ def transformer_step(config, mesh, batch_size: int = 0) -> Step:
   meta = transformer.meta_from_config(config)
   model, order, tx, make_state = transformer.setup(config, meta)
   abstract = jax.eval_shape(make_state, jax.random.key(0))
-  update, shardings = _jit(transformer.make_update(config, model, order, tx,
-                                                   meta), abstract, mesh)
+  update, shardings, placed = _jit(transformer.make_update(
+      config, model, order, tx, meta), abstract, mesh)
   shapes = dict(tokens=((b, *meta['grid']), np.int32),
                 audio=((b, meta['audio_len']), np.int16),
                 has_audio=((b,), np.bool_), fps=((b,), np.float32))
@@ -119,14 +124,14 @@ def transformer_step(config, mesh, batch_size: int = 0) -> Step:
     # unrolled, before optimisation (no second compile).
     unrolled = model.clone(unroll=cfg.depth)
     fn = transformer.make_update(config, unrolled, order, tx, meta)
-    return flops.xla_flops(jax.jit(fn).lower(abstract, shapes_abstract))
+    return flops.xla_flops(jax.jit(fn).lower(placed, shapes_abstract))
 
   shapes_abstract = _abstract({k: jax.ShapeDtypeStruct(*v)
                                for k, v in shapes.items()}, mesh)
   return Step(
       'transformer', update,
       lambda: jax.jit(make_state, out_shardings=shardings)(jax.random.key(0)),
-      abstract, make_batch,
+      placed, make_batch,
       shapes_abstract, b, analytic,
       dict(tokens_per_window=n, known=int(order.num_known),
            params_m=round(n_params / 1e6, 2), attention=model.attention,

@@ -76,9 +76,7 @@ def attend(q, k, v, implementation: str = 'xla'):
     # cuDNN wants some lengths even (the sampler's prefill has k + 1
     # tokens): pad at the end, where causality hides the padding.
     length = q.shape[1]
-    pad = -length % 64
-    if pad:
-      q, k, v = (jnp.pad(x, ((0, 0), (0, pad), (0, 0), (0, 0))) for x in (q, k, v))
+    q, k, v = _pad_to(64, q, k, v)
     return jax.nn.dot_product_attention(q, k, v, is_causal=True,
                                         implementation='cudnn')[:, :length]
   if implementation == 'blockwise':
@@ -99,6 +97,16 @@ def attend_cached(q, ck, cv, index):
                                       mask=mask[None, None])
 
 
+def _pad_to(multiple: int, *xs):
+  """Each (B, L, ...) padded at the end of L to a multiple of `multiple`:
+  in causal attention no real query sees a key after it."""
+  pad = -xs[0].shape[1] % multiple
+  if not pad:
+    return xs
+  return tuple(jnp.pad(x, ((0, 0), (0, pad)) + ((0, 0),) * (x.ndim - 2))
+               for x in xs)
+
+
 # ------------------------------------------------------------- blockwise
 def blockwise(q, k, v, block: int = BLOCK):
   """Flash attention in plain JAX (any platform). Pads L to whole blocks:
@@ -106,9 +114,7 @@ def blockwise(q, k, v, block: int = BLOCK):
   b, length, h, d = q.shape
   block = min(block, length)
   n = -(-length // block)
-  pad = n * block - length
-  if pad:
-    q, k, v = (jnp.pad(x, ((0, 0), (0, pad), (0, 0), (0, 0))) for x in (q, k, v))
+  q, k, v = _pad_to(block, q, k, v)
   blocked = lambda x: x.reshape(b, n, block, h, d)
   out = _flash(blocked(q), blocked(k), blocked(v))
   return out.reshape(b, n * block, h, d)[:, :length]

@@ -17,25 +17,16 @@ import jax
 import jax.numpy as jnp
 
 from mirai_jax.models import quantizers
-
-# Activation checkpointing of each residual block (config.tokenizer.remat).
-REMAT_POLICIES = {
-    'none': None,
-    'dots': jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
-    'full': jax.checkpoint_policies.nothing_saveable,
-}
-
+from mirai_jax.models import remat as remat_lib
 
 def _res_block(remat: str):
   """ResBlock, or ResBlock under jax.checkpoint with the named policy.
   The parameter names are the same either way (blocks are named explicitly),
   so a checkpoint restores whatever the setting."""
-  if remat not in REMAT_POLICIES:
-    raise ValueError(f'config.tokenizer.remat={remat!r}: choose one of '
-                     f'{", ".join(REMAT_POLICIES)}')
+  chosen = remat_lib.policy(remat, 'config.tokenizer.remat')
   if remat == 'none':
     return ResBlock
-  return nn.remat(ResBlock, policy=REMAT_POLICIES[remat], prevent_cse=True)
+  return nn.remat(ResBlock, policy=chosen, prevent_cse=True)
 
 
 class CausalConv(nn.Module):
@@ -218,7 +209,7 @@ class Tokenizer(nn.Module):
   vq_dim: int = 32
   vq_commitment: float = 0.25
   dtype: Any = jnp.float32  # compute dtype; parameters stay float32
-  remat: str = 'none'  # REMAT_POLICIES: activation checkpointing per block
+  remat: str = 'none'  # models/remat.py POLICIES, per residual block
 
   def setup(self):
     if self.quantizer == 'fsq':

@@ -25,14 +25,7 @@ import jax.numpy as jnp
 
 from mirai_jax.models import attention as attention_lib
 from mirai_jax.models import audio as audio_lib
-
-# Activation checkpointing of each block (config.transformer.remat): what the
-# backward pass may keep instead of recomputing.
-REMAT_POLICIES = {
-    'none': None,  # keep everything (fastest, most memory)
-    'dots': jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
-    'full': jax.checkpoint_policies.nothing_saveable,  # keep only block inputs
-}
+from mirai_jax.models import remat as remat_lib
 
 
 def rope(x, coords, base: float = 64.0):
@@ -130,7 +123,7 @@ class Transformer(nn.Module):
   audio_layers: int = 2
   dtype: Any = jnp.float32
   attention: str = 'xla'  # a resolved models/attention.py implementation
-  remat: str = 'none'  # REMAT_POLICIES
+  remat: str = 'none'  # models/remat.py POLICIES
   unroll: int = 1  # layers per scan iteration (depth: straight-line code)
 
   def setup(self):
@@ -148,13 +141,11 @@ class Transformer(nn.Module):
                              name=f'pos_out_{a}') for a, n in zip('thw', self.grid)]
     self.audio = audio_lib.AudioEncoder(self.width, self.audio_channels,
                                         self.audio_layers, dtype=self.dtype)
-    if self.remat not in REMAT_POLICIES:
-      raise ValueError(f'config.transformer.remat={self.remat!r}: choose one '
-                       f'of {", ".join(REMAT_POLICIES)}')
+    policy = remat_lib.policy(self.remat, 'config.transformer.remat')
     block = Block
     if self.remat != 'none':
       # prefill and train are Python bools (self counts as argument 0).
-      block = nn.remat(Block, policy=REMAT_POLICIES[self.remat],
+      block = nn.remat(Block, policy=policy,
                        prevent_cse=False, static_argnums=(6, 7))
     # The layers as one scan over stacked parameters: compiled once, and the
     # backward pass keeps only what each layer's remat policy saves (XLA

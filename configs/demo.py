@@ -49,6 +49,9 @@ def get_config(arg: str = ''):
   c.data.data_dir = ''  # '' = <workdir>/tensorflow_datasets
   c.data.builder_config = '64x64_t20'  # tfds_builders/anime_clips CONFIGS
   c.data.split_file = ''  # '' = stable hash of file names (synthetic: fixed)
+  # True: build the dataset again even if it is up to date (it is rebuilt
+  # anyway when the episodes or the split file change).
+  c.data.rebuild = False
   c.data.workers = 0  # episodes decoded at once; 0 = half the cores
   # An Apache Beam build (README: Beam), e.g. 'DirectRunner'; '' = local.
   c.data.beam_runner = ''

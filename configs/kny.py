@@ -41,6 +41,7 @@ def get_config():
       synthetic=dict(num_episodes=0, seconds=0.0, height=0, width=0, seed=0),
       data_dir='',  # '' = <workdir>/tensorflow_datasets
       builder_config='128x128_t32', split_file='', workers=0,
+      rebuild=False,  # True: build again even if up to date
       # e.g. 'DataflowRunner' and '--project=P --region=R ...' (README: Beam).
       beam_runner='', beam_options=''))
 

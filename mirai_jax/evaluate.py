@@ -38,6 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mirai_jax import checks
 from mirai_jax import sample
 from mirai_jax import storage
 from mirai_jax import tokenize
@@ -59,12 +60,17 @@ class Predictor:
 
   def __init__(self, config, workdir: str, mesh):
     self.config, self.mesh = config, mesh
-    self.meta = tokens_lib.read_meta(tokenize.tokens_dir(workdir))
+    token_dir = tokens_lib.current(tokenize.tokens_dir(workdir))
+    self.meta = tokens_lib.read_meta(token_dir)
+    # Models and tokens of the dataset in use, or a clear stop: a model
+    # trained on what is now the test split would flatter every number.
+    ident = transformer_train.check_tokens(config, workdir, self.meta,
+                                           token_dir, ())
     spec = self.meta['clip_spec']
     self.temporal = self.meta.get('temporal', 1)
     (self.tok_model, self.tok_params, self.tok_state,
      self.tok_step) = tokenizer_train.restore_for_inference(config, workdir,
-                                                            spec, mesh)
+                                                            spec, mesh, ident)
     (self.model, self.order, self.params,
      self.step) = transformer_train.restore_for_inference(config, workdir,
                                                           self.meta, mesh)
@@ -242,9 +248,12 @@ def _mouth_mse(real, fake, boxes) -> np.ndarray:
 
 def run(config, workdir: str) -> dict:
   ev = config.evaluate
+  # Never compute a table that cannot be written.
+  checks.writable(os.path.join(workdir, 'evaluate'), '--workdir')
   episodes, data_dir = dataset.data_paths(config, workdir)
   builder = pipeline.dataset_builder(
       data_dir, f'anime_clips/{config.data.builder_config}')
+  dataset.check_splits(config, ('evaluate',), builder)
   mesh = mesh_lib.make_mesh(config.mesh.fsdp, config.mesh.devices)
   if jax.process_count() > 1:
     raise NotImplementedError('evaluate runs in one process; start it '

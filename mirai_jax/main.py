@@ -7,9 +7,12 @@ its own. Any config field can be overridden: --config.preview.num_clips=4.
 --workdir and the data paths may be gs:// URLs (storage.py). On several
 hosts every process runs the same command (see distributed.py and launch/);
 evaluate and predict run in one process, so a multi-process run leaves them
-out and prints the command that runs them. Exit status: 0 done, 1 an input
-is missing or a config is wrong, 143 preempted (SIGTERM) after saving: run
-the same command to resume.
+out and prints the command that runs them. Every config field and output
+folder is checked before any compute (checks.py). Exit status: 0 done, 1 an
+input is missing, a config value or folder is wrong or the disk is full (one
+or two lines naming it and the fix; --verbosity=1 or MIRAI_JAX_TRACEBACK=1
+adds the traceback), 143 preempted (SIGTERM) after saving: run the same
+command to resume.
 """
 
 import logging as std_logging
@@ -21,7 +24,9 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
+from mirai_jax import checks
 from mirai_jax import distributed
+from mirai_jax import errors
 from mirai_jax import evaluate
 from mirai_jax import predict
 from mirai_jax import preview
@@ -61,16 +66,41 @@ STAGES = {
 
 
 class _QuietLibraries(std_logging.Filter):
-  """Keeps the INFO chatter of orbax/tfds/grain out of the console."""
+  """Keeps the INFO chatter of jax/orbax/tfds/grain out of the console, and
+  the tracebacks of their errors: an error that reaches main is reported
+  once, by main (--verbosity=1 shows them)."""
+
+  LIBS = ('/jax/_src/', '/orbax/', '/tensorflow_datasets/', '/grain/')
 
   def filter(self, record):
-    return record.levelno >= logging.WARNING or not any(
-        f'/{lib}/' in record.pathname
-        for lib in ('orbax', 'tensorflow_datasets', 'grain'))
+    if record.name == 'asyncio' and not errors.show_traceback():
+      # Orbax's write tasks that failed with the error main reports, found
+      # again when they are garbage-collected.
+      return 'never retrieved' not in str(record.msg)
+    if not any(lib in record.pathname for lib in self.LIBS):
+      return True
+    # Python's levels: absl.logging.WARNING is absl's -1, which every
+    # record passes.
+    if record.levelno < std_logging.WARNING:
+      return False
+    if not errors.show_traceback():
+      record.exc_info, record.exc_text = None, None
+    return True
 
 
 def main(argv):
   logging.get_absl_handler().addFilter(_QuietLibraries())
+  sys.unraisablehook = errors.quiet_unraisable(sys.unraisablehook)
+  try:
+    _main(argv)
+  except app.UsageError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    errors.exit_if_users(e)
+    raise
+
+
+def _main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   config = _CONFIG.value
@@ -104,18 +134,31 @@ def main(argv):
     stages = [s for s in stages if s not in ONE_PROCESS]
     if jax.process_index() == 0:
       print(f'skipping {advice}', flush=True)
-  for stage in stages:
+  # Every field and folder before any compute: a wrong value would
+  # otherwise surface minutes later, or after results it cannot write.
+  checks.validate(config, stages)
+  checks.startup(config, workdir, stages)
+  # The splits the stages read, and their batches against the split sizes:
+  # now if the dataset is built, else as soon as the data stage built it.
+  if 'data' not in stages:
+    dataset.check_built(config, workdir, stages)
+  for i, stage in enumerate(stages):
     logging.info('stage %s', stage)
     try:
-      STAGES[stage](config, workdir)
-    except FileNotFoundError as e:
-      # Missing inputs (episodes, an earlier stage's output) are the user's
-      # next step, not a crash: say it without a traceback.
-      print(f'{stage}: {e}', file=sys.stderr, flush=True)
-      sys.exit(1)
+      out = STAGES[stage](config, workdir)
+      if stage == 'data':
+        dataset.check_splits(config, stages[i + 1:], out)
     except loop.Preempted as e:
       print(str(e), file=sys.stderr, flush=True)
       sys.exit(e.exit_code)
+    except app.UsageError:
+      raise
+    except Exception as e:  # pylint: disable=broad-except
+      # Missing inputs (episodes, an earlier stage's output), wrong values
+      # and full disks are the user's next step, not a crash: say it
+      # without a traceback.
+      errors.exit_if_users(e, f'{stage}: ')
+      raise
 
 
 if __name__ == '__main__':

@@ -25,6 +25,8 @@ import dm_pix as pix
 import jax.numpy as jnp
 import numpy as np
 
+from mirai_jax import checks
+from mirai_jax import errors
 from mirai_jax import evaluate
 from mirai_jax import storage
 from mirai_jax.data import dataset
@@ -42,13 +44,16 @@ def _default_video(config, workdir: str) -> str:
       data_dir, f'anime_clips/{config.data.builder_config}')
   names = (builder.info.metadata or {}).get('split_episodes', {}).get('test')
   if not names:
-    raise ValueError('set --config.predict.video=FILE (the dataset lists no '
-                     'test episode to use instead)')
+    raise errors.UserError('set --config.predict.video=FILE (the dataset '
+                           'lists no test episode to use instead)')
   return os.path.join(episodes, sorted(names)[0])
 
 
 def run(config, workdir: str) -> dict:
   pc = config.predict
+  out = storage.expand(pc.out) or os.path.join(workdir, 'predict')
+  # Never compute a continuation that cannot be written.
+  checks.writable(out, '--config.predict.out' if pc.out else '--workdir')
   path = storage.expand(pc.video) if pc.video else _default_video(config, workdir)
   if not storage.exists(path):
     raise FileNotFoundError(f'config.predict.video: no such file {path}')
@@ -60,15 +65,15 @@ def run(config, workdir: str) -> dict:
                       sample_rate=spec['sample_rate'])
   n, f, c0 = len(d.frames), p.frames, p.context
   if n < c0:
-    raise ValueError(f'{path}: {n} frames, fewer than the {c0} context '
-                     'frames the model needs')
+    raise errors.UserError(f'{path}: {n} frames, fewer than the {c0} context '
+                           'frames the model needs')
   if pc.start < 0:
     k0 = n - c0
   else:
     k0 = int(round(pc.start * d.fps)) - c0
     if k0 < 0 or k0 + c0 > n:
-      raise ValueError(
-          f'config.predict.start={pc.start}: {path} has {n} frames '
+      raise errors.UserError(
+          f'--config.predict.start={pc.start}: {path} has {n} frames '
           f'({float(n / d.fps):.2f} s) and the model needs {c0} frames before '
           f'the start; use a start between {float(c0 / d.fps):.2f} and '
           f'{float(n / d.fps):.2f} s, or -1 for the end of the file')
@@ -107,7 +112,6 @@ def run(config, workdir: str) -> dict:
     psnr = pix.psnr(jnp.asarray(real[c0:] / 255.0, jnp.float32),
                     jnp.asarray(pred[c0:], jnp.float32))
     result['psnr_per_frame'] = [round(float(x), 2) for x in psnr]
-  out = storage.expand(pc.out) or os.path.join(workdir, 'predict')
   stem = os.path.join(out, f'{os.path.splitext(os.path.basename(path))[0]}_'
                            f'{float((k0 + c0) / d.fps):.2f}s')
   frames = visualize.to_uint8(np.clip(frames, 0, 1))

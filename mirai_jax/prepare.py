@@ -21,12 +21,15 @@ of episodes with Apache Beam", has Dataflow, Spark and Flink commands):
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from typing import Sequence
 
 from absl import app
 from absl import flags
 
+from mirai_jax import checks
+from mirai_jax import errors
 from mirai_jax import storage
 from mirai_jax.data import clips
 from mirai_jax.data import dataset
@@ -64,6 +67,18 @@ _FIELDS = {
 
 
 def main(argv: Sequence[str]) -> None:
+  sys.unraisablehook = errors.quiet_unraisable(sys.unraisablehook)
+  try:
+    _main(argv)
+  except app.UsageError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    # A wrong flag, a missing folder, a full disk: one or two lines.
+    errors.exit_if_users(e, folder_flag='--data_dir')
+    raise
+
+
+def _main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   if not _MANUAL_DIR.value:
@@ -71,8 +86,12 @@ def main(argv: Sequence[str]) -> None:
   if _BEAM_OPTIONS.value and not _BEAM_RUNNER.value:
     raise app.UsageError('--beam_options needs --beam_runner (e.g. '
                          '--beam_runner=DirectRunner)')
-  config = dataset.make_config(_CONFIG.value, _NAME.value,
-                               **{k: f.value for k, f in _FIELDS.items()})
+  try:
+    config = dataset.make_config(_CONFIG.value, _NAME.value,
+                                 **{k: f.value for k, f in _FIELDS.items()})
+  except ValueError as e:  # an unknown config, a clip field out of range
+    raise errors.UserError(str(e)) from e
+  checks.writable(_DATA_DIR.value, '--data_dir')
   t0 = time.time()
   builder = dataset.build(_MANUAL_DIR.value, _DATA_DIR.value, config,
                           workers=_WORKERS.value, split_file=_SPLIT_FILE.value,

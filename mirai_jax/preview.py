@@ -16,6 +16,7 @@ def run(config, workdir: str) -> list[str]:
   _, data_dir = dataset.data_paths(config, workdir)
   builder = pipeline.dataset_builder(
       data_dir, f'anime_clips/{config.data.builder_config}')
+  dataset.check_splits(config, ('preview',), builder)
   p = config.preview
   source = builder.as_data_source(split=p.split)
   n = min(p.num_clips, len(source))

@@ -1,9 +1,11 @@
 """Stage 2 (`--mode=tokenize`): encode every clip once with the trained tokenizer.
 
-Writes <workdir>/tokens/<split>.array_record-* and meta.json (see
-mirai_jax/data/tokens.py). Each process encodes its own share of every split
-and writes its own shard; the EMA parameters of the latest tokenizer
-checkpoint are used.
+Writes a new set of token records (<split>.array_record-* and meta.json with
+the dataset's identity) under <workdir>/tokens/ and swaps it in when it is
+complete (see mirai_jax/data/tokens.py): a run that dies leaves the old set
+in use. Each process encodes its own share of every split and writes its own
+shard; the EMA parameters of the newest tokenizer checkpoint that restores
+are used, and one trained on another dataset is refused.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import time
 
 from absl import logging
 import jax
+from jax.experimental import multihost_utils
 import numpy as np
 
 from mirai_jax import storage
 from mirai_jax.data import dataset
+from mirai_jax.data import identity
 from mirai_jax.data import pipeline
 from mirai_jax.data import tokens
 from mirai_jax.models import tokenizer as tokenizer_lib
@@ -34,15 +38,20 @@ def run(config, workdir: str) -> dict:
   builder = pipeline.dataset_builder(
       data_dir, f'anime_clips/{config.data.builder_config}')
   spec = builder.info.metadata['clip_spec']
+  data_identity = identity.of_builder(builder)
   mesh = mesh_lib.make_mesh(config.mesh.fsdp, config.mesh.devices)
   model, params, model_state, step = tokenizer_train.restore_for_inference(
-      config, workdir, spec, mesh)
+      config, workdir, spec, mesh, data_identity)
   encode = jax.jit(lambda p, ms, v: model.apply(
       {'params': p, **ms}, tokenizer_train.to_float(v),
       method=tokenizer_lib.Tokenizer.encode)[1])
-  out = tokens_dir(workdir)
-  storage.makedirs(out)
+  root = tokens_dir(workdir)
   nproc, pid = jax.process_count(), jax.process_index()
+  # One fresh folder per run, named alike on every process.
+  run_id = int(multihost_utils.broadcast_one_to_all(
+      np.int32(time.time_ns() % 2**31)))
+  out = tokens.new_set(root, f'{run_id:x}')
+  storage.makedirs(out)
   rows = tokenizer_train.eval_batch_size(config.tokenizer, mesh) // nproc
   dtype = np.uint16 if model.codebook_size <= 2 ** 16 else np.int32
   counts, grid = {}, None
@@ -78,9 +87,14 @@ def run(config, workdir: str) -> dict:
               tokenizer_step=step, clip_spec=spec, splits=counts,
               temporal=config.tokenizer.temporal,
               audio_len=pipeline.audio_len_of(builder),
-              processes=nproc, dataset=builder.data_dir)
+              processes=nproc, dataset=builder.data_dir,
+              dataset_identity=data_identity)
+  if nproc > 1:  # every shard closed before the set is published
+    multihost_utils.sync_global_devices('tokenize: shards written')
   if pid == 0:
-    tokens.write_meta(out, meta)
+    tokens.publish(root, out, meta)
+  if nproc > 1:  # no process reads tokens/CURRENT before it names this set
+    multihost_utils.sync_global_devices('tokenize: published')
   print(f'tokenize: {counts} clips as {tuple(grid)} token grids '
         f'(codebook {model.codebook_size}) in {out}', flush=True)
   return meta

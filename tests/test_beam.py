@@ -144,7 +144,7 @@ def test_episodes_and_dataset_in_a_bucket(builds, bucket, tmp_path):
   # array_record reads local files only: copy the dataset down, as a user would.
   bucket.get('gs://b/tfds', str(tmp_path / 'tfds'), recursive=True)
   down = tfds.builder_from_directory(
-      str(tmp_path / 'tfds' / 'anime_clips' / 'beam_test' / '1.0.0'))
+      str(tmp_path / 'tfds' / 'anime_clips' / 'beam_test' / '1.1.0'))
   _assert_same_records(builds['local'], down, builds['names'])
   assert _metadata(down) == _metadata(builds['local'])
   info = built.data_dir + '/dataset_info.json'

@@ -252,7 +252,10 @@ def test_tokenize_in_two_processes_equals_one(tmp_path):
                   num_processes=2, process_id=i) for i in range(2)]
   for code, out in [_finish(p) for p in procs]:
     assert code == 0, out
-  assert sorted(os.listdir(os.path.join(two, 'tokens'))) == [
+  # One set, written by both processes and published once.
+  current = tokens_lib.current(os.path.join(two, 'tokens'))
+  assert os.listdir(os.path.join(two, 'tokens')) != ['CURRENT']
+  assert sorted(os.listdir(current)) == [
       'meta.json'] + [f'{s}.array_record-0000{i}-of-00002'
                       for s in ('test', 'train', 'validation') for i in (0, 1)]
   meta = tokens_lib.read_meta(os.path.join(two, 'tokens'))

@@ -72,16 +72,19 @@ def test_every_stage_with_the_workdir_on_a_bucket(gcs, tmp_path):
   fs.invalidate_cache()
   files = {p[len(BUCKET) + 5:] for p in fs.find(f'{BUCKET}/run')}
   for name in ('episodes/ep000.mp4', 'episodes_truth/ep000.json',
-               'tensorflow_datasets/anime_clips/64x64_t20/1.0.0/'
+               'tensorflow_datasets/anime_clips/64x64_t20/1.1.0/'
                'dataset_info.json',
                'preview/train_grid.gif', 'preview/train_clips.mp4',
                'tokenizer/eval.json', 'tokenizer/metrics.jsonl',
-               'tokens/meta.json', 'tokens/train.array_record-00000-of-00001',
+               'tokens/CURRENT',
                'transformer/validation.json', 'transformer/metrics.jsonl',
                'evaluate/test.json', 'evaluate/test_examples.gif',
                'predict/ep002_2.00s.mp4', 'predict/ep002_2.00s.json'):
     assert name in files, sorted(files)
   assert any(f.startswith('tokenizer/tb/events.') for f in files)
+  tokens_set = fs.cat(f'{BUCKET}/run/tokens/CURRENT').decode().strip()
+  for name in ('meta.json', 'train.array_record-00000-of-00001'):
+    assert f'tokens/{tokens_set}/{name}' in files, sorted(files)
   assert any(f.startswith('transformer/checkpoints/3/') for f in files)
   assert not [f for f in files if 'partial' in f or 'incomplete' in f]
   result = json.loads(fs.cat(f'{BUCKET}/run/evaluate/test.json'))

@@ -8,6 +8,7 @@ import sys
 from PIL import Image
 
 import helpers
+from mirai_jax.data import tokens as tokens_lib
 from mirai_jax.data import video_io
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -29,7 +30,9 @@ def test_demo_runs_end_to_end(tmp_path):
   assert 'train' in proc.stdout and '0 file(s) skipped' in proc.stdout
   assert 'tokenizer eval step 4: PSNR' in proc.stdout
   assert 'tokenize: ' in proc.stdout
-  assert os.path.exists(os.path.join(workdir, 'tokens', 'meta.json'))
+  assert os.path.exists(os.path.join(workdir, 'tokens', 'CURRENT'))
+  assert os.path.exists(os.path.join(
+      tokens_lib.current(os.path.join(workdir, 'tokens')), 'meta.json'))
   assert os.path.exists(os.path.join(workdir, 'tokenizer', 'eval.json'))
   assert 'transformer val step 3: loss' in proc.stdout
   # The evaluation table, and its JSON with every method per future frame.

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from mirai_jax.data import cut_cases
 from mirai_jax.data import shots
 from mirai_jax.data import synthetic
 from mirai_jax.data import video_io
@@ -43,6 +44,67 @@ def test_cut_between_pans_is_found(hold):
 def test_held_drawings_after_a_long_hold_are_not_cuts():
   ep = synthetic.render_episode(3, seconds=6, height=64, width=64)
   assert shots.detect_cuts(ep.frames) == ep.truth['cuts']
+
+
+@pytest.mark.parametrize('seed,target', [(0, 0.05), (1, 0.055), (2, 0.065),
+                                         (3, 0.08)])
+def test_cut_between_two_framings_of_one_scene_is_found(seed, target):
+  # Same palette and background, another framing: the cut changes the
+  # picture by only 0.05-0.08, the drawings inside the shots by ~0.02.
+  case = cut_cases.similar_cut(seed, target)
+  d = shots.frame_differences(case.frames)
+  assert all(0.045 <= d[c] <= 0.15 for c in case.cuts)
+  assert d[case.cuts[0]] < target + 0.01
+  assert shots.detect_cuts(case.frames) == case.cuts == [30, 60]
+
+
+@pytest.mark.parametrize('kind', ['white', 'invert', 'poster'])
+def test_flashes_and_impact_frames_are_not_cuts(kind):
+  case = cut_cases.flash(3, kind=kind)
+  assert shots.frame_differences(case.frames).max() > 0.3
+  assert shots.detect_cuts(case.frames) == []
+
+
+@pytest.mark.parametrize('amount', [0.02, 0.05])
+def test_camera_shake_is_not_a_cut(amount):
+  case = cut_cases.shake(4, amount, n=48)
+  assert shots.frame_differences(case.frames).max() > 0.05
+  assert shots.detect_cuts(case.frames) == []
+
+
+def test_cut_inside_camera_shake_is_found():
+  case = cut_cases.shake(5, 0.03, n=60, cut=True)
+  assert shots.detect_cuts(case.frames) == case.cuts == [30]
+
+
+@pytest.mark.parametrize('hold', [3, 12])
+def test_big_new_drawings_after_holds_are_not_cuts(hold):
+  case = cut_cases.long_hold(6, hold=hold, n=48)
+  assert shots.frame_differences(case.frames).max() > 0.05
+  assert shots.detect_cuts(case.frames) == []
+
+
+@pytest.mark.parametrize('kind,length', [('dissolve', 6), ('dissolve', 24),
+                                         ('fade', 8), ('fade', 20)])
+def test_fades_and_dissolves_belong_to_no_shot(kind, length):
+  case = cut_cases.fade(7, length, n=30, kind=kind)
+  found = shots.detect(case.frames)
+  assert found.cuts == []
+  (a, b), = case.transitions
+  assert any(s <= a and b <= e for s, e in found.transitions), found
+  for s, e in shots.shot_bounds(len(case.frames), found.cuts, found.transitions):
+    assert e <= a or s >= b  # no shot (so no clip) holds a blended frame
+
+
+def test_shot_bounds_leave_transitions_out():
+  assert shots.shot_bounds(100, [50], [(10, 20), (45, 55)]) == [
+      (0, 10), (20, 45), (55, 100)]
+  assert shots.shot_bounds(30, [], [(0, 5)]) == [(5, 30)]
+
+
+def test_no_cuts_above_threshold_one():
+  case = cut_cases.similar_cut(0, 0.08)
+  assert shots.detect(case.frames, threshold=1.1) == shots.Found([], [])
 
 
 def test_clips_never_span_a_cut():

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import fractions
-import hashlib
 import json
 import os
 import time
@@ -33,8 +32,8 @@ class ClipSpec:
   fps: Optional[str] = None  # e.g. '24000/1001' to resample; None keeps the source rate
   sample_rate: int = 16000
   drop_static: bool = False  # drop clips in which nothing moves
-  cut_threshold: float = 0.12  # see shots.detect_cuts
-  cut_ratio: float = 2.0
+  cut_threshold: float = 0.045  # least change of a hard cut; > 1: no cuts (shots.detect)
+  cut_ratio: float = 2.5  # a cut stands this many times above the motion around it
 
   def validate(self) -> None:
     for name in ('height', 'width', 'frames', 'stride', 'sample_rate'):
@@ -75,23 +74,6 @@ class EpisodeReport:
   warnings: int = 0
 
 
-def split_of(episode: str, fractions_: dict[str, float]) -> str:
-  """Deterministic split from a stable hash of the episode name.
-
-  The same name always lands in the same split on every machine and Python
-  version (unlike `hash()`), and adding episodes never moves old ones.
-  """
-  u = int.from_bytes(hashlib.sha256(episode.encode('utf-8')).digest()[:8],
-                     'big') / 2.0**64
-  total = sum(fractions_.values())
-  acc = 0.0
-  for name, frac in fractions_.items():
-    acc += frac / total
-    if u < acc:
-      return name
-  return list(fractions_)[-1]
-
-
 def episode_clips(path: str, episode: str, spec: ClipSpec
                   ) -> tuple[list[dict[str, Any]], EpisodeReport]:
   """Decodes `path` and returns its clip records and a report.
@@ -119,8 +101,9 @@ def episode_clips(path: str, episode: str, spec: ClipSpec
   if len(frames) < spec.frames:
     raise VideoError(f'{path}: too short: {len(frames)} frames, a clip needs '
                      f'{spec.frames}')
-  cuts = shots.detect_cuts(frames, spec.cut_threshold, spec.cut_ratio)
-  bounds = shots.shot_bounds(len(frames), cuts)
+  # Fades and dissolves belong to no shot: no clip holds a blended frame.
+  found = shots.detect(frames, spec.cut_threshold, spec.cut_ratio)
+  bounds = shots.shot_bounds(len(frames), found.cuts, found.transitions)
   report.shots = len(bounds)
   records = []
   for shot, (a, b) in enumerate(bounds):

@@ -23,6 +23,8 @@ import jax
 import tensorflow_datasets as tfds
 
 from mirai_jax import storage
+from mirai_jax.data import identity
+from mirai_jax.data import splits
 from mirai_jax.data import synthetic
 from tfds_builders import anime_clips
 
@@ -55,9 +57,11 @@ def build(manual_dir: str, data_dir: str,
           ) -> tfds.core.DatasetBuilder:
   """Builds the dataset and returns its builder.
 
-  A complete dataset of the same config is reused unless `overwrite`, or the
+  A complete dataset of the same config is reused unless `overwrite`, the
   episode folder changed since it was built (files added, removed, resized
-  or touched). The old copy stays readable until the new one is complete.
+  or touched) or the split file did (another file, or other contents). The
+  old copy stays readable until the new one is complete, and a rebuild by
+  hash keeps every old episode in its old split (data/splits.py).
 
   With `beam_runner` ('DirectRunner', 'DataflowRunner', 'FlinkRunner', ...)
   an Apache Beam pipeline decodes the episodes, one per work item, and writes
@@ -76,14 +80,21 @@ def build(manual_dir: str, data_dir: str,
   builder = anime_clips.Builder(config=config, data_dir=data_dir,
                                 workers=workers)
   target = builder.data_dir
-  stamp = _fingerprint(manual_dir)
+  stamp = _fingerprint(manual_dir) + (
+      f':{anime_clips.split_file_digest(split_file)}' if split_file else '')
   exists = epath.Path(target, 'dataset_info.json').exists()
+  old = (builder.info.metadata or {}) if exists else {}
   if exists and not overwrite:
-    if (builder.info.metadata or {}).get('manual_dir_fingerprint') == stamp:
+    if old.get('manual_dir_fingerprint') == stamp:
       logging.info('%s exists; reusing it (--overwrite to rebuild)', target)
       return builder
-    logging.warning('the episodes in %s changed since %s was built: '
-                    'rebuilding', manual_dir, target)
+    print(f'rebuilding {target}: the episodes in {manual_dir} or the split '
+          'file changed since it was built', flush=True)
+  # Splits by hash keep the old build's assignment (data/splits.py).
+  kept = None
+  if not split_file and old.get('split_rule', 'hash') == 'hash':
+    kept = {e: s for s, eps in old.get('split_episodes', {}).items()
+            for e in eps}
   if storage.is_url(data_dir):
     # A rename on a bucket copies every object; TFDS's own temporary folder
     # still keeps a half-built dataset from appearing under its name.
@@ -92,7 +103,8 @@ def build(manual_dir: str, data_dir: str,
           download_config,
           download_mode=tfds.download.GenerateMode.FORCE_REDOWNLOAD)
     _prepare(anime_clips.Builder(config=config, data_dir=data_dir,
-                                 workers=workers, split_file=split_file),
+                                 workers=workers, split_file=split_file,
+                                 kept_splits=kept),
              stamp, download_config)
     return anime_clips.Builder(config=config, data_dir=data_dir, workers=workers)
   # Build under a private data_dir and move the finished dataset in place:
@@ -101,16 +113,17 @@ def build(manual_dir: str, data_dir: str,
   scratch = os.path.join(data_dir, f'.building-{os.getpid()}-{uuid.uuid4().hex[:8]}')
   try:
     staging = anime_clips.Builder(config=config, data_dir=scratch,
-                                  workers=workers, split_file=split_file)
+                                  workers=workers, split_file=split_file,
+                                  kept_splits=kept)
     _prepare(staging, stamp, download_config)
     os.makedirs(os.path.dirname(target), exist_ok=True)
-    old = None
+    previous = None
     if os.path.exists(target):
-      old = f'{target}.old-{uuid.uuid4().hex[:8]}'
-      os.rename(target, old)
+      previous = f'{target}.old-{uuid.uuid4().hex[:8]}'
+      os.rename(target, previous)
     os.rename(staging.data_dir, target)
-    if old:
-      shutil.rmtree(old)
+    if previous:
+      shutil.rmtree(previous)
   finally:
     shutil.rmtree(scratch, ignore_errors=True)
   return anime_clips.Builder(config=config, data_dir=data_dir, workers=workers)
@@ -213,7 +226,30 @@ def summary(builder: tfds.core.DatasetBuilder) -> str:
   skipped = meta.get('skipped', [])
   lines.append(f'  {len(skipped)} file(s) skipped' + (':' if skipped else ''))
   lines += [f"    {s['episode']}: {s['reason']}" for s in skipped]
+  lines += [f'  moved {m}' for m in meta.get('split_moves', [])]
+  lines += [f'  !! {line}' for line in empty_split_notes(builder)]
   return '\n'.join(lines)
+
+
+def empty_split_notes(builder: tfds.core.DatasetBuilder) -> list[str]:
+  """Lines that say loudly which split has no clips, and what to do."""
+  meta = builder.info.metadata or {}
+  wanted = set(meta.get('split_episodes', {}))
+  if meta.get('split_rule', 'hash') == 'hash':
+    wanted |= set(anime_clips.Builder.SPLIT_WEIGHTS)
+  empty = sorted((wanted | set(meta.get('empty_splits', [])))
+                 - set(builder.info.splits))
+  out = []
+  for split in empty:
+    eps = meta.get('split_episodes', {}).get(split, [])
+    out.append(
+        f'split {split!r} is EMPTY: ' +
+        (f'its episode(s) {", ".join(eps[:5])} gave no clips (see skipped)'
+         if eps else 'no episode was assigned to it') +
+        '. Stages that read it will refuse to start. Add episodes that give '
+        'clips, or assign splits with a split file (--split_file / '
+        'config.data.split_file), then rebuild.')
+  return out
 
 
 def data_paths(config, workdir: str) -> tuple[str, str]:
@@ -283,7 +319,42 @@ def run(config, workdir: str) -> tfds.core.DatasetBuilder:
         '--config.data.synthetic.num_episodes=6')
   builder = build(episodes, data_dir, config.data.builder_config,
                   workers=config.data.workers or None, split_file=split_file,
+                  overwrite=bool(config.data.get('rebuild', False)),
                   beam_runner=config.data.get('beam_runner') or None,
                   beam_options=config.data.get('beam_options') or None)
   print(summary(builder), flush=True)
   return builder
+
+
+def current_identity(config, workdir: str) -> Optional[dict]:
+  """The identity of the config's dataset as built now (None when it is not
+  built): read from its dataset_info.json, without mirroring a bucket."""
+  _, data_dir = data_paths(config, workdir)
+  builder = tfds.builder(f'anime_clips/{config.data.builder_config}',
+                         data_dir=data_dir)
+  return identity.of_builder(builder) if builder.is_prepared() else None
+
+
+def check_built(config, workdir: str, stages) -> None:
+  """check_splits on the config's dataset if it is built already: what a
+  run that does not build it checks before its first stage."""
+  _, data_dir = data_paths(config, workdir)
+  builder = tfds.builder(f'anime_clips/{config.data.builder_config}',
+                         data_dir=data_dir)
+  if builder.is_prepared():
+    check_splits(config, stages, builder)
+
+
+def split_sizes(builder: tfds.core.DatasetBuilder) -> dict[str, int]:
+  return {s: int(i.num_examples) for s, i in builder.info.splits.items()}
+
+
+def check_splits(config, stages, builder: tfds.core.DatasetBuilder) -> None:
+  """Before any compute: every split the later `stages` read has clips,
+  and at least one evaluation batch of them (data/splits.py)."""
+  splits.check(config, stages, split_sizes(builder),
+               f'anime_clips/{builder.builder_config.name} in '
+               f'{builder.data_dir}',
+               '. Add episodes or assign splits with --config.data.'
+               'split_file, then rebuild with --mode=data '
+               '--config.data.rebuild=True')

@@ -1,11 +1,15 @@
 """Token records: every clip of a split encoded once by the tokenizer.
 
-<dir>/meta.json describes the token grid; <dir>/<split>.array_record-PPPPP-of-NNNNN
-hold one msgpack record per clip with the tokens (t, h, w), the clip's audio
-and its provenance, so stage 3 never touches pixels. Records are written to a
-temporary name and renamed when complete. <dir> may be a URL (gs://): shards
-are then written locally and uploaded, and read from a local mirror, since
-array_record opens local files only.
+A tokenize run writes a whole set into <dir>/set-<id>/: meta.json (the token
+grid, the dataset identity) and <split>.array_record-PPPPP-of-NNNNN, one
+msgpack record per clip with the tokens (t, h, w), the clip's audio and its
+provenance, so stage 3 never touches pixels. Only when the set is complete
+does <dir>/CURRENT (one line, replaced in one step) name it: readers see the
+old set or the new one, never a mix of two runs, and a run that dies leaves
+the old set in use. A set written before sets existed (meta.json directly in
+<dir>) still reads. <dir> may be a URL (gs://): shards are then written
+locally and uploaded, and read from a local mirror, since array_record opens
+local files only.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import glob
 import json
 import math
 import os
+import shutil
 import tempfile
 from typing import Any, Optional
 
@@ -27,6 +32,51 @@ from mirai_jax import storage
 from mirai_jax.data import pipeline
 
 META = 'meta.json'
+CURRENT = 'CURRENT'
+
+
+def current(directory: str) -> str:
+  """The folder of the token set in use (resolve it once per reader)."""
+  pointer = os.path.join(directory, CURRENT)
+  if storage.exists(pointer):
+    return os.path.join(directory, storage.read_text(pointer).strip())
+  return directory
+
+
+def new_set(directory: str, run_id: str) -> str:
+  """The folder a tokenize run writes its set into (not read until publish)."""
+  return os.path.join(directory, f'set-{run_id}')
+
+
+def publish(directory: str, set_dir: str, meta: dict) -> None:
+  """Writes the set's meta.json, points CURRENT at it, and removes the sets
+  before the one it replaces (that one stays for readers still on it)."""
+  write_meta(set_dir, meta)
+  before = current(directory)
+  storage.write_text(os.path.join(directory, CURRENT),
+                     os.path.basename(set_dir) + '\n')
+  keep = {os.path.basename(set_dir), os.path.basename(before)}
+  for name in _sets(directory):
+    if name not in keep:
+      _remove(os.path.join(directory, name))
+
+
+def _sets(directory: str) -> list[str]:
+  if storage.is_url(directory):
+    fs, root = storage.filesystem(directory)
+    names = [p.rstrip('/').rsplit('/', 1)[-1] for p in fs.ls(root)] if (
+        fs.exists(root)) else []
+  else:
+    names = os.listdir(directory) if os.path.isdir(directory) else []
+  return sorted(n for n in names if n.startswith('set-'))
+
+
+def _remove(path: str) -> None:
+  if storage.is_url(path):
+    fs, p = storage.filesystem(path)
+    fs.rm(p, recursive=True)
+  else:
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def shard_path(directory: str, split: str, index: int, count: int) -> str:
@@ -67,7 +117,7 @@ def write_meta(directory: str, meta: dict) -> None:
 
 
 def read_meta(directory: str) -> dict:
-  path = os.path.join(directory, META)
+  path = os.path.join(current(directory), META)
   if not storage.exists(path):
     raise FileNotFoundError(
         f'no token records in {directory}: run the `tokenize` stage first '
@@ -81,6 +131,7 @@ class TokenSource:
   def __init__(self, directory: str, split: str):
     # Only the shards of the latest tokenize run: one of another process
     # count would repeat its clips.
+    directory = current(directory)
     self.meta = read_meta(directory)
     count = self.meta.get('processes')
     local = storage.local_copy(directory)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from typing import Any, Callable, Optional
 
@@ -22,10 +23,17 @@ from absl import logging
 import jax
 import orbax.checkpoint as ocp
 
+from mirai_jax import errors
 from mirai_jax import storage
+from mirai_jax.data import identity
 
 
-class Unusable(FileNotFoundError):
+# Where a checkpoint's config item keeps the identity of the dataset it was
+# trained on (data/identity.py).
+DATASET_KEY = 'dataset_identity'
+
+
+class Unusable(errors.UserError, FileNotFoundError):
   """No step of a checkpoint directory restores (main.py reports it in a
   few lines, as it does a missing input)."""
 
@@ -54,7 +62,28 @@ class Checkpoints:
     items = dict(state=ocp.args.StandardSave(state),
                  config=ocp.args.JsonSave(json.loads(json.dumps(
                      config or {}, default=str))))
-    self._mngr.save(step, args=ocp.args.Composite(**items), force=force)
+    self._require_room(state)
+    try:
+      self._mngr.save(step, args=ocp.args.Composite(**items), force=force)
+    except Exception as e:  # pylint: disable=broad-except
+      self._raise_refused(e)
+      raise
+
+  def _require_room(self, state: Any) -> None:
+    """A disk without room for the state refuses the save here, in one
+    line, rather than in orbax's threads halfway through writing it. One
+    process only: processes that disagreed would wait for each other in
+    the save's collectives."""
+    if (storage.is_url(self.directory) or jax.process_count() > 1
+        or not os.path.isdir(self.directory)):
+      return
+    need = sum(getattr(x, 'nbytes', 0) for x in jax.tree.leaves(state))
+    free = shutil.disk_usage(self.directory).free
+    if free < need:
+      raise errors.UserError(
+          f'{self.directory}: a checkpoint needs about {errors.size(need)} '
+          f'and the disk has {errors.size(free)} free: free space or give '
+          'another --workdir (the previous steps are intact)')
 
   def shape_mismatches(self, abstract_state: Any,
                        step: Optional[int] = None) -> list[str]:
@@ -110,7 +139,7 @@ class Checkpoints:
         if check is not None:
           check(step)
         restored = self.restore(abstract_state, step)
-      except ConfigMismatch:
+      except errors.UserError:  # another model or dataset: not damage
         raise
       except Exception as e:  # pylint: disable=broad-except
         tried.append((step, _one_line(e)))
@@ -154,15 +183,43 @@ class Checkpoints:
     return self._mngr.restore(step, args=ocp.args.Composite(
         config=ocp.args.JsonRestore()))['config']
 
+  def require_dataset(self, step: int, current: Optional[dict], label: str,
+                      fix: str) -> None:
+    """Raises identity.Changed when `step` was trained on another dataset
+    than `current` (nothing to compare when either is unknown)."""
+    if current is None:
+      return
+    identity.require_same(
+        self.saved_config(step).get(DATASET_KEY), current,
+        what=f'the {label} checkpoint (step {step} in {self.directory})',
+        fix=fix)
+
   def wait(self) -> None:
-    self._mngr.wait_until_finished()
+    """Until the pending save is written; a disk that refused it (full,
+    read-only, over quota) raises the OSError it reported (errno, path),
+    which main.py prints in one line."""
+    try:
+      self._mngr.wait_until_finished()
+    except Exception as e:  # pylint: disable=broad-except
+      self._raise_refused(e)
+      raise
+
+  def _raise_refused(self, e: Exception) -> None:
+    """Raises the OSError of a disk that refused a save (the async one
+    fails in orbax's threads, as tensorstore's ValueError), naming the
+    checkpoint directory rather than a shard file deep inside it."""
+    disk = errors.disk_error(e)
+    if disk is not None:
+      raise OSError(disk.errno, disk.strerror, self.directory) from e
 
   def close(self) -> None:
-    self._mngr.wait_until_finished()
-    self._mngr.close()
+    try:
+      self.wait()
+    finally:
+      self._mngr.close()
 
 
-class ConfigMismatch(ValueError):
+class ConfigMismatch(errors.UserError, ValueError):
   """The checkpoint holds another model than the config describes."""
 
 

@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from absl import logging
 import jax
@@ -90,13 +90,15 @@ def _flat(tree: dict, prefix: str = '') -> dict:
 
 
 def restore_or_init(name: str, config, ckpt: checkpoint.Checkpoints,
-                    abstract_state, shardings, make_state: Callable):
+                    abstract_state, shardings, make_state: Callable,
+                    dataset: Optional[dict] = None):
   """(state, first step): the latest checkpoint, placed with `shardings`
   whatever layout it was saved from, or a fresh state at step 0.
 
-  A workdir written by a config with another model fails here, from the
-  checkpoint's metadata, before any compute: with the arrays and the config
-  fields that differ.
+  A workdir written by a config with another model, or trained on another
+  dataset than `dataset` (an identity, data/identity.py), fails here, from
+  the checkpoint's metadata, before any compute: with the arrays and the
+  config fields that differ, or with what changed in the dataset.
   """
   if ckpt.latest_step() is None:
     return make_state(jax.random.key(config.seed)), 0
@@ -104,6 +106,11 @@ def restore_or_init(name: str, config, ckpt: checkpoint.Checkpoints,
   def check(step):
     bad = ckpt.shape_mismatches(abstract_state, step)
     if not bad:
+      ckpt.require_dataset(
+          step, dataset, name,
+          'Training on from it would validate or test on episodes it may '
+          'have trained on. Use a new --workdir for the new dataset, or put '
+          'the episode folder (or split file) back as it was.')
       return
     try:
       saved = _flat(ckpt.saved_config(step).get(name, {}))
@@ -129,14 +136,16 @@ def restore_or_init(name: str, config, ckpt: checkpoint.Checkpoints,
 
 def run(name: str, cfg, config, *, state, start: int, update: Callable,
         data_iter, mesh, ckpt: checkpoint.Checkpoints, writer,
-        evaluate: Callable[[int, Any], dict], show: tuple[str, ...]) -> dict:
+        evaluate: Callable[[int, Any], dict], show: tuple[str, ...],
+        dataset: Optional[dict] = None) -> dict:
   """Steps start+1..cfg.steps of `update` on batches of `data_iter`.
 
   Logs every cfg.log_every steps (the `show` metrics on the progress line),
   checkpoints every cfg.checkpoint_every, calls evaluate(step, state) every
   cfg.eval_every and at the end; returns the last evaluation. On SIGTERM it
-  saves the step just finished and raises Preempted. Closes `ckpt` and
-  `writer`.
+  saves the step just finished and raises Preempted. Each checkpoint also
+  keeps `dataset`, the identity of the data it trained on. Closes `ckpt`
+  and `writer`.
   """
 
   def check_finite(step):
@@ -164,7 +173,9 @@ def run(name: str, cfg, config, *, state, start: int, update: Callable,
       stop = preemption.reached(done)
       if done % cfg.checkpoint_every == 0 or done == cfg.steps or stop:
         check_finite(done)
-        ckpt.save(done, state, config.to_dict(), force=stop)
+        ckpt.save(done, state, dict(config.to_dict(),
+                                    **{checkpoint.DATASET_KEY: dataset}),
+                  force=stop)
       if stop:
         ckpt.wait()
         why = ('interrupted (Ctrl-C)' if preemption.interrupted

@@ -12,7 +12,7 @@ import dataclasses
 import itertools
 import json
 import os
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from absl import logging
 import dm_pix as pix
@@ -24,6 +24,7 @@ import optax
 
 from mirai_jax import storage
 from mirai_jax.data import dataset
+from mirai_jax.data import identity
 from mirai_jax.data import pipeline
 from mirai_jax.models import discriminators
 from mirai_jax.models import perceptual
@@ -180,8 +181,11 @@ def make_update(cfg, parts: Parts, frames: int, seed: int):
   return update
 
 
-def restore_for_inference(config, workdir: str, spec: dict, mesh):
-  """(model, EMA params, model state, step) of the latest tokenizer checkpoint."""
+def restore_for_inference(config, workdir: str, spec: dict, mesh,
+                          data_identity: Optional[dict] = None):
+  """(model, EMA params, model state, step) of the newest tokenizer
+  checkpoint that restores; identity.Changed when it was trained on another
+  dataset than `data_identity`."""
   frames = config.tokenizer.train_frames or spec['frames']
   parts = setup(config, spec, frames)
   abstract = jax.eval_shape(parts.make_state, jax.random.key(0))
@@ -190,8 +194,14 @@ def restore_for_inference(config, workdir: str, spec: dict, mesh):
     raise FileNotFoundError(
         f'no tokenizer checkpoint in {ckpt.directory}: train it first with '
         '--mode=tokenizer')
+  check = lambda step: ckpt.require_dataset(
+      step, data_identity, 'tokenizer',
+      'Its tokens could let the transformer see test episodes through the '
+      'tokenizer. Retrain the tokenizer in a new --workdir, or put the '
+      'episode folder (or split file) back as it was.')
   state, step = ckpt.restore_newest(checkpoint.abstract(
-      abstract, mesh_lib.param_shardings(abstract, mesh)), label='tokenizer')
+      abstract, mesh_lib.param_shardings(abstract, mesh)), label='tokenizer',
+                                    check=check)
   ckpt.close()
   return parts.model, state.ema_params, state.model_state, step
 
@@ -215,6 +225,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
   _, data_dir = dataset.data_paths(config, workdir)
   builder = pipeline.dataset_builder(
       data_dir, f'anime_clips/{config.data.builder_config}')
+  dataset.check_splits(config, ('tokenizer',), builder)
+  data_identity = identity.of_builder(builder)
   spec = builder.info.metadata['clip_spec']
   frames = cfg.train_frames or spec['frames']
   if frames % cfg.temporal or spec['frames'] % cfg.temporal:
@@ -251,7 +263,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
   # -------------------------------------------------- Load checkpoint
   ckpt = checkpoint.Checkpoints(os.path.join(out, 'checkpoints'), cfg.keep)
   state, start = loop.restore_or_init('tokenizer', config, ckpt,
-                                      abstract_state, state_sharding, make_state)
+                                      abstract_state, state_sharding, make_state,
+                                      dataset=data_identity)
   writer = metrics_lib.Writer(out, cfg.steps, 'tokenizer')
   n_params = sum(x.size for x in jax.tree.leaves(state.params))
   logging.info('tokenizer: %.2fM parameters, codebook %d, mesh %s, start step %d',
@@ -278,7 +291,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   return loop.run('tokenizer', cfg, config, state=state, start=start,
                   update=update, data_iter=train_batches(start), mesh=mesh,
                   ckpt=ckpt, writer=writer, evaluate=evaluate,
-                  show=('loss', 'recon', 'perplexity'))
+                  show=('loss', 'recon', 'perplexity'), dataset=data_identity)
 
 
 def eval_batch_size(cfg, mesh) -> int:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
-from typing import Any
+from typing import Any, Optional
 
 import flax
 import jax
@@ -28,7 +28,10 @@ from mirai_jax import sample
 from mirai_jax import storage
 from mirai_jax import tasks
 from mirai_jax import tokenize
+from mirai_jax.data import dataset
+from mirai_jax.data import identity
 from mirai_jax.data import pipeline
+from mirai_jax.data import splits
 from mirai_jax.data import tokens as tokens_lib
 from mirai_jax.models import attention as attention_lib
 from mirai_jax.models import transformer as transformer_lib
@@ -245,8 +248,26 @@ def make_update(config, model, order, tx, meta):
   return update
 
 
+def check_tokens(config, workdir: str, meta: dict, token_dir: str,
+                 stages: tuple[str, ...]) -> Optional[dict]:
+  """The dataset identity of the token records, once they are known to be
+  of the dataset built now and to hold the splits `stages` read."""
+  recorded = meta.get('dataset_identity')
+  identity.require_same(
+      recorded, dataset.current_identity(config, workdir),
+      what=f'the token records in {token_dir}',
+      fix='Make them again from the current dataset: --mode=tokenize.')
+  splits.check(config, stages, meta.get('splits', {}),
+               f'the token records in {token_dir}',
+               '. Assign episodes to it (--config.data.split_file), rebuild '
+               'the dataset and tokenize again')
+  return recorded
+
+
 def restore_for_inference(config, workdir: str, meta: dict, mesh):
-  """(model, order, EMA params, step) of the latest transformer checkpoint."""
+  """(model, order, EMA params, step) of the newest transformer checkpoint
+  that restores; identity.Changed when it was trained on other token records
+  (another dataset) than `meta`'s."""
   model, order, _, make_state = setup(config, meta)
   abstract = jax.eval_shape(make_state, jax.random.key(0))
   ckpt = checkpoint.Checkpoints(os.path.join(workdir_of(workdir), 'checkpoints'))
@@ -254,8 +275,14 @@ def restore_for_inference(config, workdir: str, meta: dict, mesh):
     raise FileNotFoundError(
         f'no transformer checkpoint in {ckpt.directory}: train it first with '
         '--mode=transformer')
+  check = lambda step: ckpt.require_dataset(
+      step, meta.get('dataset_identity'), 'transformer',
+      'It may have trained on the episodes it would now be tested on. Train '
+      'it again in a new --workdir, or put the episode folder (or split '
+      'file) back as it was.')
   state, step = ckpt.restore_newest(checkpoint.abstract(
-      abstract, mesh_lib.param_shardings(abstract, mesh)), label='transformer')
+      abstract, mesh_lib.param_shardings(abstract, mesh)), label='transformer',
+                                    check=check)
   ckpt.close()
   return model, order, state.ema_params, step
 
@@ -263,8 +290,12 @@ def restore_for_inference(config, workdir: str, meta: dict, mesh):
 def train_and_evaluate(config, workdir: str) -> dict:
   cfg = config.transformer
   out = workdir_of(workdir)
-  token_dir = tokenize.tokens_dir(workdir)
+  # One set of token records for the whole run, even if tokenize swaps in
+  # a new one meanwhile.
+  token_dir = tokens_lib.current(tokenize.tokens_dir(workdir))
   meta = tokens_lib.read_meta(token_dir)
+  data_identity = check_tokens(config, workdir, meta, token_dir,
+                               ('transformer',))
 
   # ---------------------------------------------------------------- Mesh
   mesh = mesh_lib.make_mesh(config.mesh.fsdp, config.mesh.devices)
@@ -295,7 +326,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
   # -------------------------------------------------- Load checkpoint
   ckpt = checkpoint.Checkpoints(os.path.join(out, 'checkpoints'), cfg.keep)
   state, start = loop.restore_or_init('transformer', config, ckpt,
-                                      abstract_state, state_sharding, make_state)
+                                      abstract_state, state_sharding, make_state,
+                                      dataset=data_identity)
   writer = metrics_lib.Writer(out, cfg.steps, 'transformer')
   n_params = sum(x.size for x in jax.tree.leaves(state.params))
   if jax.process_index() == 0:
@@ -341,4 +373,4 @@ def train_and_evaluate(config, workdir: str) -> dict:
   return loop.run('transformer', cfg, config, state=state, start=start,
                   update=update, data_iter=train_batches(start), mesh=mesh,
                   ckpt=ckpt, writer=writer, evaluate=validate,
-                  show=('loss', 'accuracy'))
+                  show=('loss', 'accuracy'), dataset=data_identity)

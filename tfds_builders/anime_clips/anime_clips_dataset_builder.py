@@ -24,7 +24,7 @@ The stock command (needs `pip install -e .[tf]`) works too:
 Read it back with plain numpy (array_record reads local files only: copy a
 bucket's dataset down first):
 
-  tfds.builder_from_directory(OUT/anime_clips/64x64_t20/1.0.0).as_data_source()
+  tfds.builder_from_directory(OUT/anime_clips/64x64_t20/1.1.0).as_data_source()
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import collections
 import concurrent.futures
 import contextlib
 import dataclasses
+import hashlib
 import json
 import os
 import posixpath
@@ -44,10 +45,14 @@ from absl import logging
 from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
+from tensorflow_datasets.core import split_builder as split_builder_lib
 from tensorflow_datasets.core import writer as writer_lib
 
 from mirai_jax import storage
 from mirai_jax.data import clips
+from mirai_jax.data import identity
+from mirai_jax.data import splits as splits_lib
+from mirai_jax.data import video_io
 
 _DESCRIPTION = """Clips of consecutive frames from anime episodes, cut at scene
 changes so that no clip spans a cut, each with the mono audio of exactly its
@@ -80,25 +85,37 @@ CONFIGS = [
 class Builder(tfds.core.GeneratorBasedBuilder):
   """Episodes in the manual dir -> clip records in array_record shards."""
 
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'First release.'}
+  VERSION = tfds.core.Version('1.1.0')
+  RELEASE_NOTES = {
+      '1.0.0': 'First release.',
+      '1.1.0': 'Cuts between look-alike shots found; fades and dissolves '
+               'belong to no shot; splits kept on rebuilds and filled in '
+               'small folders; the dataset identity in the metadata.',
+  }
   BUILDER_CONFIGS = CONFIGS
   MANUAL_DOWNLOAD_INSTRUCTIONS = """\
 Put the episode files (mp4, mkv, webm, avi, ...; any frame rate, size and sound
 layout; sub-folders allowed) in one folder and pass it as --manual_dir."""
 
-  # Episodes go to splits by a stable hash of their name with these weights,
+  # Episodes go to splits as mirai_jax/data/splits.py says (a stable hash of
+  # the name with these weights, old splits kept, small folders filled),
   # unless a split file {"train": [names], "test": [...]} says otherwise.
-  SPLIT_WEIGHTS = {'train': 0.8, 'validation': 0.1, 'test': 0.1}
+  SPLIT_WEIGHTS = splits_lib.WEIGHTS
+  # Folders up to this size are probed first, so that a split filled by
+  # splits.assign gets an episode that gives clips; bigger ones fill
+  # their splits by the hash alone.
+  PROBE_UP_TO = 256
 
   def __init__(self, *, workers: Optional[int] = None,
-               split_file: Optional[str] = None, **kwargs):
+               split_file: Optional[str] = None,
+               kept_splits: Optional[dict[str, str]] = None, **kwargs):
     kwargs.setdefault('file_format', 'array_record')
     super().__init__(**kwargs)
     # ffmpeg already decodes with several threads: half the cores as
     # episode workers keeps them busy without thrashing.
     self._workers = workers or max(1, min(8, (os.cpu_count() or 2) // 2))
     self._split_file = split_file
+    self._kept = kept_splits  # {episode: split} of the build this replaces
     self._lock = threading.Lock()
     self._beam = False
 
@@ -138,6 +155,7 @@ layout; sub-folders allowed) in one folder and pass it as --manual_dir."""
     self._beam = download_config.beam_runner is not None
     self._report_paths = {}
     super()._download_and_prepare(dl_manager, download_config)
+    self.info.metadata['identity'] = self._identity()
 
   def _example_writer(self) -> writer_lib.ExampleWriter:
     return _ExampleWriter(file_format=self.info.file_format)
@@ -145,15 +163,21 @@ layout; sub-folders allowed) in one folder and pass it as --manual_dir."""
   def _split_generators(self, dl_manager):
     cfg = self.builder_config
     cfg.clip.validate()
-    episodes = list_episodes(dl_manager.manual_dir)
+    listed = list_episodes(dl_manager.manual_dir, stamps=True)
+    episodes = [(name, path) for name, path, _ in listed]
     split_file = self._split_file
     by_name = clips.read_split_file(split_file) if split_file else None
     assigned = collections.defaultdict(list)
     self._skipped = []
-    for name, path in episodes:
-      if by_name is None:
-        assigned[clips.split_of(name, self.SPLIT_WEIGHTS)].append((name, path))
-      elif name in by_name:
+    moves = []
+    if by_name is None:
+      usable = self._usable(episodes, cfg.clip)
+      where, moves = splits_lib.assign([n for n, _ in episodes], usable,
+                                       self.SPLIT_WEIGHTS, self._kept)
+      for name, path in episodes:
+        assigned[where[name]].append((name, path))
+    for name, path in episodes if by_name is not None else ():
+      if name in by_name:
         assigned[by_name[name]].append((name, path))
       else:
         self._skip(name, f'not listed in split_file {split_file}')
@@ -168,10 +192,68 @@ layout; sub-folders allowed) in one folder and pass it as --manual_dir."""
     meta['skipped'] = self._skipped
     meta['episodes'] = self._reports
     meta['split_episodes'] = {s: [n for n, _ in v] for s, v in assigned.items()}
+    meta['split_rule'] = 'file' if by_name is not None else 'hash'
+    meta['split_moves'] = moves
+    meta['empty_splits'] = []
+    sizes = {n: stamp.split('\0')[0] for n, _, stamp in listed}
+    self._identity = lambda: identity.make(
+        cfg.name, meta['clip_spec'], meta['split_episodes'],
+        {n: sizes[n] for eps in meta['split_episodes'].values() for n in eps},
+        split_file_digest(split_file) if split_file else None)
     logging.info('anime_clips: %d files, splits %s', len(episodes),
                  {s: len(v) for s, v in assigned.items()})
     return {split: self._generate_examples(files, split)
             for split, files in sorted(assigned.items())}
+
+  def _usable(self, episodes, spec: clips.ClipSpec) -> set[str]:
+    """Episodes that probe as video long enough for one clip. Only local
+    folders of up to PROBE_UP_TO files are probed (a probe is one short
+    ffmpeg run); otherwise every file counts as usable."""
+    if len(episodes) > self.PROBE_UP_TO or any(
+        storage.is_url(p) for _, p in episodes):
+      return {n for n, _ in episodes}
+    out = set()
+    for name, path in episodes:
+      try:
+        p = video_io.probe(path)
+      except Exception:  # pylint: disable=broad-except
+        continue  # the build reports why when it decodes the file
+      if p.duration is None or p.duration * float(p.fps) >= spec.frames:
+        out.add(name)
+    return out
+
+  def _generate_splits(self, dl_manager, download_config):
+    if self._beam:
+      return super()._generate_splits(dl_manager, download_config)
+    # TFDS stops the whole build at the first split that yields no example.
+    # Here the other splits are built and the empty one is recorded, for
+    # the summary to name and for the stages that need it to refuse.
+    split_builder = split_builder_lib.SplitBuilder(
+        split_dict=self.info.splits, features=self.info.features,
+        dataset_size=self.info.dataset_size,
+        max_examples_per_split=download_config.max_examples_per_split,
+        beam_options=None, beam_runner=None,
+        shard_config=download_config.get_shard_config(),
+        example_writer=self._example_writer(),
+        ignore_duplicates=download_config.ignore_duplicates)
+    infos = []
+    for name, generator in self._split_generators(dl_manager).items():
+      try:
+        infos.append(split_builder.submit_split_generation(
+            split_name=name, generator=generator,
+            filename_template=self._get_filename_template(split_name=name),
+            disable_shuffling=self.info.disable_shuffling,
+            nondeterministic_order=download_config.nondeterministic_order,
+        ).result())
+      except AssertionError as e:
+        if 'No examples were yielded' not in str(e):
+          raise
+        self.info.metadata['empty_splits'].append(name)
+    if not infos:
+      raise RuntimeError('no split has clips: every episode was skipped:\n' +
+                         '\n'.join(f"  {s['episode']}: {s['reason']}"
+                                    for s in self._skipped))
+    return infos
 
   def _skip(self, name: str, reason: str) -> None:
     logging.warning('skipped %s: %s', name, reason)
@@ -232,6 +314,12 @@ def _decode(name: str, path: str, spec: clips.ClipSpec
     except Exception as e:  # pylint: disable=broad-except
       # A hostile file must not take the whole build down with it.
       return [], None, f'{type(e).__name__}: {e}'
+
+
+def split_file_digest(path: str) -> str:
+  """The split file's name and a hash of its contents."""
+  with epath.Path(path).open('rb') as f:
+    return f'{os.path.basename(path)}:{hashlib.sha256(f.read()).hexdigest()[:16]}'
 
 
 def _log_report(report: clips.EpisodeReport) -> None:

@@ -1,0 +1,122 @@
+"""The one exception type for problems the user fixes, not the code, and
+how the entry points report them.
+
+main.py prints a UserError's message (one or two lines naming the field, file
+or folder and the fix) and exits with status 1, without a traceback; a bug
+keeps its traceback. `--verbosity=1` or MIRAI_JAX_TRACEBACK=1 shows the
+traceback of a UserError too.
+"""
+
+import errno
+import os
+import re
+import sys
+import traceback
+from typing import Optional
+
+from absl import flags
+
+
+class UserError(Exception):
+  """A wrong flag, config value, file or folder, with what to do about it."""
+
+
+# A disk that refuses a write is the user's to fix (free space, another
+# folder), never a bug: errno -> what to print and what to do.
+DISK_ERRNOS = {
+    errno.ENOSPC: ('no space left on device',
+                   'free space or give another --workdir'),
+    errno.EDQUOT: ('disk quota exceeded',
+                   'free space or give another --workdir'),
+    errno.EFBIG: ('file too large (a file size limit: ulimit -f, or the '
+                  'file system)', 'raise the limit or give another --workdir'),
+    errno.EROFS: ('read-only file system', 'give a writable --workdir'),
+    errno.EACCES: ('permission denied',
+                   'fix its permissions or give another --workdir'),
+    errno.EPERM: ('operation not permitted',
+                  'fix its permissions or give another --workdir'),
+}
+# Errors only a write meets (a denied permission may be a read's).
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
+
+
+def disk_error(e: BaseException) -> Optional[OSError]:
+  """The OSError of a refused write in `e` or what caused it, if any.
+
+  Orbax's writes go through tensorstore, which reports a full disk as a
+  ValueError carrying `os_error_code='28'` and the file: that one is turned
+  into the OSError it stands for.
+  """
+  seen = set()
+  while e is not None and id(e) not in seen:
+    seen.add(id(e))
+    if isinstance(e, OSError) and e.errno in DISK_ERRNOS:
+      return e
+    code = re.search(r"os_error_code='?(\d+)", str(e))
+    if code and int(code.group(1)) in DISK_ERRNOS:
+      path = re.search(r'(?:Failed writing|file): "([^"]+)"', str(e))
+      n = int(code.group(1))
+      return OSError(n, os.strerror(n), path.group(1) if path else None)
+    # Explicit causes only: a bug raised while handling a refused write is
+    # still a bug.
+    e = e.__cause__
+  return None
+
+
+def message(e: BaseException, folder_flag: str = '--workdir') -> Optional[str]:
+  """The one or two lines to print for an error the user fixes, else None
+  (a bug: it keeps its traceback). A refused write's fix names
+  `folder_flag`, the flag that chooses where the command writes."""
+  if isinstance(e, UserError):
+    return str(e)
+  disk = disk_error(e)
+  if disk is not None:
+    what, fix = DISK_ERRNOS[disk.errno]
+    verb = 'writing' if disk.errno in WRITE_ERRNOS else 'on'
+    where = f' {verb} {disk.filename}' if disk.filename else ''
+    return f'{what}{where}: {fix.replace("--workdir", folder_flag)}'
+  if isinstance(e, FileNotFoundError):
+    return str(e)
+  return None
+
+
+def size(n: float) -> str:
+  """Bytes for a message: '1.95 GB', '20.3 MB', '4.0 kB'."""
+  for unit, scale in (('GB', 1e9), ('MB', 1e6)):
+    if n >= scale:
+      return f'{n / scale:.{2 if unit == "GB" else 1}f} {unit}'
+  return f'{n / 1e3:.1f} kB'
+
+
+def show_traceback() -> bool:
+  """`--verbosity=1` (absl's flag) or MIRAI_JAX_TRACEBACK=1."""
+  if os.environ.get('MIRAI_JAX_TRACEBACK', '') not in ('', '0'):
+    return True
+  return flags.FLAGS.is_parsed() and flags.FLAGS['verbosity'].value >= 1
+
+
+def exit_if_users(e: BaseException, prefix: str = '',
+                  folder_flag: str = '--workdir') -> None:
+  """Prints the message of a user's error (with its traceback when asked
+  for) and exits with status 1; returns for anything else."""
+  text = message(e, folder_flag)
+  if text is None:
+    return
+  if show_traceback():
+    traceback.print_exception(e)
+  print(f'{prefix}{text}', file=sys.stderr, flush=True)
+  sys.exit(1)
+
+
+def quiet_unraisable(hook):
+  """`sys.unraisablehook` without the echoes of an async save that failed:
+  its writes still pending when orbax closed their event loop, and their
+  clean-up at interpreter exit. The save's own error is reported once."""
+  echoes = ('Event loop is closed', 'Python is likely shutting down')
+
+  def quiet(u):
+    if not show_traceback() and any(s in str(u.exc_value) for s in echoes):
+      return
+    hook(u)
+
+  return quiet

@@ -8,11 +8,14 @@ traceback of a UserError too.
 """
 
 import errno
+import logging as std_logging
 import os
 import re
 import sys
 import traceback
 from typing import Optional
+
+from absl import logging as absl_logging
 
 from absl import flags
 
@@ -120,3 +123,33 @@ def quiet_unraisable(hook):
     hook(u)
 
   return quiet
+
+
+class QuietLibraries(std_logging.Filter):
+  """Keeps the INFO chatter of jax/orbax/tfds/grain out of the console, and
+  the tracebacks of their errors: an error that reaches main is reported
+  once, by main (--verbosity=1 shows them)."""
+
+  LIBS = ('/jax/_src/', '/orbax/', '/tensorflow_datasets/', '/grain/')
+
+  def filter(self, record):
+    if record.name == 'asyncio' and not show_traceback():
+      # Orbax's write tasks that failed with the error main reports, found
+      # again when they are garbage-collected.
+      return 'never retrieved' not in str(record.msg)
+    if not any(lib in record.pathname for lib in self.LIBS):
+      return True
+    # Python's levels: absl.logging.WARNING is absl's -1, which every
+    # record passes.
+    if record.levelno < std_logging.WARNING:
+      return False
+    if not show_traceback():
+      record.exc_info, record.exc_text = None, None
+    return True
+
+
+def quiet_console() -> None:
+  """What an entry point installs first: library chatter and the echoes of
+  a failed save off the console."""
+  absl_logging.get_absl_handler().addFilter(QuietLibraries())
+  sys.unraisablehook = quiet_unraisable(sys.unraisablehook)

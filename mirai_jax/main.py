@@ -15,7 +15,6 @@ adds the traceback), 143 preempted (SIGTERM) after saving: run the same
 command to resume.
 """
 
-import logging as std_logging
 import sys
 
 from absl import app
@@ -65,32 +64,8 @@ STAGES = {
 }
 
 
-class _QuietLibraries(std_logging.Filter):
-  """Keeps the INFO chatter of jax/orbax/tfds/grain out of the console, and
-  the tracebacks of their errors: an error that reaches main is reported
-  once, by main (--verbosity=1 shows them)."""
-
-  LIBS = ('/jax/_src/', '/orbax/', '/tensorflow_datasets/', '/grain/')
-
-  def filter(self, record):
-    if record.name == 'asyncio' and not errors.show_traceback():
-      # Orbax's write tasks that failed with the error main reports, found
-      # again when they are garbage-collected.
-      return 'never retrieved' not in str(record.msg)
-    if not any(lib in record.pathname for lib in self.LIBS):
-      return True
-    # Python's levels: absl.logging.WARNING is absl's -1, which every
-    # record passes.
-    if record.levelno < std_logging.WARNING:
-      return False
-    if not errors.show_traceback():
-      record.exc_info, record.exc_text = None, None
-    return True
-
-
 def main(argv):
-  logging.get_absl_handler().addFilter(_QuietLibraries())
-  sys.unraisablehook = errors.quiet_unraisable(sys.unraisablehook)
+  errors.quiet_console()
   try:
     _main(argv)
   except app.UsageError:

@@ -21,7 +21,6 @@ of episodes with Apache Beam", has Dataflow, Spark and Flink commands):
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from typing import Sequence
 
@@ -67,7 +66,7 @@ _FIELDS = {
 
 
 def main(argv: Sequence[str]) -> None:
-  sys.unraisablehook = errors.quiet_unraisable(sys.unraisablehook)
+  errors.quiet_console()
   try:
     _main(argv)
   except app.UsageError:

@@ -39,6 +39,7 @@ import os
 import posixpath
 import tempfile
 import threading
+import time
 from typing import Any, Iterator, Optional
 
 from absl import logging
@@ -154,6 +155,10 @@ layout; sub-folders allowed) in one folder and pass it as --manual_dir."""
     # runner in the download config is what asks for that.
     self._beam = download_config.beam_runner is not None
     self._report_paths = {}
+    self._t0, self._done = time.time(), 0
+    if not self._beam:
+      # Per-episode lines with the build's ETA replace its progress bars.
+      tfds.disable_progress_bar()
     super()._download_and_prepare(dl_manager, download_config)
     self.info.metadata['identity'] = self._identity()
 
@@ -165,6 +170,7 @@ layout; sub-folders allowed) in one folder and pass it as --manual_dir."""
     cfg.clip.validate()
     listed = list_episodes(dl_manager.manual_dir, stamps=True)
     episodes = [(name, path) for name, path, _ in listed]
+    self._total = len(episodes)
     split_file = self._split_file
     by_name = clips.read_split_file(split_file) if split_file else None
     assigned = collections.defaultdict(list)
@@ -204,6 +210,21 @@ layout; sub-folders allowed) in one folder and pass it as --manual_dir."""
                  {s: len(v) for s, v in assigned.items()})
     return {split: self._generate_examples(files, split)
             for split, files in sorted(assigned.items())}
+
+  def _progress(self) -> str:
+    """'[k/n episodes, ETA 3m05s] ' over the whole build."""
+    elapsed = time.time() - self._t0
+    left = elapsed / self._done * (self._total - self._done)
+    return (f'[{self._done}/{self._total} episodes, ETA '
+            f'{int(left // 60)}m{int(left % 60):02d}s] ')
+
+  # The summary (dataset.summary) says where the dataset went: TFDS's own
+  # lines would name the scratch folder it is built in.
+  def _log_download_bytes(self) -> None:
+    pass
+
+  def _log_download_done(self) -> None:
+    pass
 
   def _usable(self, episodes, spec: clips.ClipSpec) -> set[str]:
     """Episodes that probe as video long enough for one clip. Only local
@@ -279,11 +300,12 @@ layout; sub-folders allowed) in one folder and pass it as --manual_dir."""
 
   def _generate_locally(self, files) -> Iterator[tuple[str, dict]]:
     for records, report in _bounded_map(self._episode, files, self._workers):
+      self._done += 1
       if report is None:
         continue
       with self._lock:
         self._reports.append(dataclasses.asdict(report))
-      _log_report(report)
+      _log_report(report, self._progress())
       yield from clips.iter_examples(records)
 
   def _process_pipeline_result(self, pipeline_result) -> None:
@@ -322,10 +344,10 @@ def split_file_digest(path: str) -> str:
     return f'{os.path.basename(path)}:{hashlib.sha256(f.read()).hexdigest()[:16]}'
 
 
-def _log_report(report: clips.EpisodeReport) -> None:
+def _log_report(report: clips.EpisodeReport, progress: str = '') -> None:
   logging.info(
-      '%s: %d frames (%.1f s at %s fps) -> %d shots, %d clips%s in %.1f s',
-      report.episode, report.frames, report.seconds, report.fps,
+      '%s%s: %d frames (%.1f s at %s fps) -> %d shots, %d clips%s in %.1f s',
+      progress, report.episode, report.frames, report.seconds, report.fps,
       report.shots, report.clips,
       '' if report.has_audio else ' (no audio)', report.decode_seconds)
 

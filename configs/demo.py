@@ -119,6 +119,8 @@ def tokenizer_config(**overrides) -> ml_collections.ConfigDict:
   t = ml_collections.ConfigDict(dict(
       channels=(16, 32, 64), num_res_blocks=1, patch=2, spatial=8, temporal=1,
       temporal_kernel=1, norm='none', quantizer='fsq', fsq_levels=(8, 5, 5, 5),
+      # conv '3d' | '2+1d', layout 'uniform' | 'latent': README, "Stage 1".
+      conv='3d', layout='uniform',
       vq_codes=1024, vq_dim=32, vq_commitment=0.25,
       mixed_precision=False,  # bf16 compute, f32 parameters
       remat='none',  # none | dots | full: activation checkpointing per block

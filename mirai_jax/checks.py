@@ -152,6 +152,8 @@ def _rules() -> dict[str, Callable[[Any], Optional[str]]]:
       'tokenizer.patch': COUNT, 'tokenizer.spatial': COUNT,
       'tokenizer.temporal': COUNT, 'tokenizer.temporal_kernel': COUNT,
       'tokenizer.norm': OneOf(('group', 'none')),
+      'tokenizer.conv': OneOf(tokenizer_lib.CONVS),
+      'tokenizer.layout': OneOf(tokenizer_lib.LAYOUTS),
       'tokenizer.quantizer': OneOf(('fsq', 'vq')),
       # A level of 1 or 2 has no room to round into (a division by zero,
       # an arctanh outside its domain).

@@ -9,12 +9,24 @@ from mirai_jax.models import quantizers
 from mirai_jax.models import tokenizer
 
 
-@pytest.mark.parametrize('quantizer', ['fsq', 'vq'])
-@pytest.mark.parametrize('temporal,patch', [(1, 1), (2, 1), (4, 2)])
-def test_tokens_of_past_frames_ignore_the_future(quantizer, temporal, patch):
+ARCHS = [(conv, layout) for conv in tokenizer.CONVS
+         for layout in tokenizer.LAYOUTS]
+
+
+# The default architecture with both quantizers at every compression in
+# time; the others (FSQ) per frame and at x4 in time, where their temporal
+# convolutions and unfolding matter.
+@pytest.mark.parametrize(
+    'quantizer,conv,layout,temporal,patch',
+    [(q, '3d', 'uniform', t, p) for q in ('fsq', 'vq')
+     for t, p in ((1, 1), (2, 1), (4, 2))]
+    + [('fsq', c, l, t, p) for c, l in ARCHS[1:] for t, p in ((1, 1), (4, 2))])
+def test_tokens_of_past_frames_ignore_the_future(quantizer, temporal, patch,
+                                                 conv, layout):
   model = tokenizer.Tokenizer(channels=(8, 8, 8), spatial=4, patch=patch,
                               temporal=temporal, temporal_kernel=3,
-                              quantizer=quantizer, vq_codes=64, vq_dim=4)
+                              quantizer=quantizer, vq_codes=64, vq_dim=4,
+                              conv=conv, layout=layout)
   rng = jax.random.key(0)
   video = jax.random.uniform(rng, (1, 8, 16, 16, 3)) * 2 - 1
   variables = model.init(rng, video)
@@ -36,6 +48,46 @@ def test_tokens_of_past_frames_ignore_the_future(quantizer, temporal, patch):
   frames2 = model.apply(variables, zq2, method=tokenizer.Tokenizer.decode)
   np.testing.assert_allclose(frames[:, :8 - temporal], frames2[:, :8 - temporal],
                              atol=1e-6)
+
+
+# Every architecture at x4 in time; with space-to-depth and per-frame
+# kernels ('2+1d' is then '3d') the two layouts only.
+@pytest.mark.parametrize(
+    'conv,layout,spatial,temporal,patch,kt',
+    [(c, l, 4, 4, 1, 3) for c, l in ARCHS]
+    + [('3d', l, 8, 2, 2, 1) for l in tokenizer.LAYOUTS])
+def test_architectures_round_trip_shapes(conv, layout, spatial, temporal,
+                                         patch, kt):
+  model = tokenizer.Tokenizer(channels=(8, 16, 16, 16), spatial=spatial,
+                              patch=patch, temporal=temporal,
+                              temporal_kernel=kt, num_res_blocks=2,
+                              conv=conv, layout=layout)
+  video = jnp.zeros((2, 8, 32, 32, 3))
+  variables = model.init(jax.random.key(0), video)
+  recon, idx, _ = model.apply(variables, video)
+  assert recon.shape == video.shape
+  assert idx.shape == (2, 8 // temporal, 32 // spatial, 32 // spatial)
+  assert model.apply(variables, idx,
+                     method=tokenizer.Tokenizer.decode_indices).shape == video.shape
+
+
+def test_default_architecture_is_unchanged():
+  """Old checkpoints restore: the defaults build today's parameters."""
+  def count(**kw):
+    shapes = jax.eval_shape(tokenizer.Tokenizer(**kw).init, jax.random.key(0),
+                            jnp.zeros((1, 8, 16, 16, 3)))
+    return sum(x.size for x in jax.tree.leaves(shapes['params']))
+  assert count() == 4892167
+  small = dict(channels=(8, 8, 8), spatial=4, temporal=4, temporal_kernel=3,
+               num_res_blocks=2)
+  assert count(**small) == count(**small, conv='3d', layout='uniform') == 55447
+
+
+@pytest.mark.parametrize('field,value', [('conv', '2d'), ('layout', 'flat')])
+def test_unknown_architecture_names_the_field(field, value):
+  model = tokenizer.Tokenizer(channels=(8, 8, 8), **{field: value})
+  with pytest.raises(ValueError, match=f'tokenizer.{field} must be one of'):
+    model.init(jax.random.key(0), jnp.zeros((1, 1, 16, 16, 3)))
 
 
 def test_fsq_straight_through_gradient_and_indices():

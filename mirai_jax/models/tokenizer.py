@@ -56,6 +56,68 @@ class CausalConv(nn.Module):
                    padding=((0, 0),) + padding, dtype=self.dtype)(x)
 
 
+class TemporalConv(nn.Module):
+  """Causal convolution over time alone, as one matrix product over `kernel`
+  shifted copies of the input: XLA's 3-D convolutions run at a fraction of
+  its matrix products' speed on CPU."""
+  features: int
+  kernel: int = 3
+  stride: int = 1
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    kt, st = self.kernel, self.stride
+    w = self.param('kernel', nn.initializers.lecun_normal(),
+                   (kt * x.shape[-1], self.features))
+    b = self.param('bias', nn.initializers.zeros, (self.features,))
+    pad_t = max(kt - st, 0)  # the past only, as CausalConv
+    if pad_t:
+      x = jnp.concatenate([jnp.repeat(x[:, :1], pad_t, axis=1), x], axis=1)
+    steps = (x.shape[1] - kt) // st + 1
+    taps = [x[:, i:i + st * (steps - 1) + 1:st] for i in range(kt)]
+    x = jnp.concatenate(taps, axis=-1).astype(self.dtype)
+    return x @ w.astype(self.dtype) + b.astype(self.dtype)
+
+
+class Factorised(nn.Module):
+  """(2+1)-D: a 2-D (kh, kw) convolution over frames to `mid` channels
+  (0: `features`), then a causal (kt,) convolution over time. About
+  (kh*kw + kt) / (kt*kh*kw) of the 3-D kernel's arithmetic, and both halves
+  are operations XLA runs fast."""
+  features: int
+  kernel: Sequence[int] = (3, 3, 3)
+  strides: Sequence[int] = (1, 1, 1)
+  dtype: Any = jnp.float32
+  mid: int = 0
+
+  @nn.compact
+  def __call__(self, x):
+    kt, kh, kw = self.kernel
+    st, sh, sw = self.strides
+    x = CausalConv(self.mid or self.features, (1, kh, kw), (1, sh, sw),
+                   dtype=self.dtype)(x)
+    return TemporalConv(self.features, kt, st, dtype=self.dtype)(x)
+
+
+def st_conv(kind: str, features: int, kernel, strides=(1, 1, 1),
+            dtype: Any = jnp.float32, mid: int = 0) -> nn.Module:
+  """A space-time convolution of `kind` ('3d' or '2+1d'); kernels one frame
+  deep are 2-D convolutions either way."""
+  if kind == '3d' or kernel[0] == 1:
+    return CausalConv(features, tuple(kernel), tuple(strides), dtype=dtype)
+  return Factorised(features, tuple(kernel), tuple(strides), dtype=dtype,
+                    mid=mid)
+
+
+def depth_to_time(x, st):
+  """(B, T, H, W, st*C) -> (B, T*st, H, W, C): the st frames of step j come
+  from step j's channels only."""
+  b, t, h, w, c = x.shape
+  x = x.reshape(b, t, h, w, st, c // st).transpose(0, 1, 4, 2, 3, 5)
+  return x.reshape(b, t * st, h, w, c // st)
+
+
 class FrameNorm(nn.Module):
   """GroupNorm over each frame alone (statistics never cross time).
 
@@ -84,13 +146,14 @@ class ResBlock(nn.Module):
   temporal_kernel: int = 3
   norm: str = 'group'
   dtype: Any = jnp.float32
+  conv: str = '3d'
 
   @nn.compact
   def __call__(self, x):
     k = (self.temporal_kernel, 3, 3)
-    h = CausalConv(self.features, k, dtype=self.dtype)(
+    h = st_conv(self.conv, self.features, k, dtype=self.dtype)(
         nn.swish(FrameNorm(self.norm)(x)))
-    h = CausalConv(self.features, k, dtype=self.dtype)(
+    h = st_conv(self.conv, self.features, k, dtype=self.dtype)(
         nn.swish(FrameNorm(self.norm)(h)))
     if x.shape[-1] != self.features:
       x = CausalConv(self.features, (1, 1, 1), dtype=self.dtype)(x)
@@ -132,26 +195,56 @@ class Encoder(nn.Module):
   norm: str = 'group'
   dtype: Any = jnp.float32
   remat: str = 'none'
+  conv: str = '3d'  # Tokenizer.conv
+  layout: str = 'uniform'  # Tokenizer.layout
+
+  def _conv(self, features, kernel, strides=(1, 1, 1), mid=0):
+    return st_conv(self.conv, features, kernel, strides, self.dtype, mid)
+
+  def _block(self, c, n):
+    return _res_block(self.remat)(c, self.temporal_kernel, self.norm,
+                                  self.dtype, conv=self.conv,
+                                  name=f'ResBlock_{n}')
 
   @nn.compact
   def __call__(self, x):
     kt = self.temporal_kernel
-    block = _res_block(self.remat)
     if self.patch > 1:  # pixels of a patch side by side as channels
       x = space_to_depth(x, self.patch)
-    x = CausalConv(self.channels[0], (kt, 3, 3), dtype=self.dtype)(x)
+    x = self._conv(self.channels[0], (kt, 3, 3))(x)
     downs = _levels(self.channels, self.spatial, self.temporal)
+    down = (self._downsample_first if self.layout == 'latent'
+            else self._uniform)
+    x = nn.swish(FrameNorm(self.norm)(down(x, downs)))
+    return CausalConv(self.latent_dim, (1, 1, 1), dtype=self.dtype)(x)
+
+  def _uniform(self, x, downs):
+    kt = self.temporal_kernel
     n = 0
     for i, c in enumerate(self.channels):
       for _ in range(self.num_res_blocks):
-        x = block(c, kt, self.norm, self.dtype, name=f'ResBlock_{n}')(x)
+        x = self._block(c, n)(x)
         n += 1
       if i < len(downs):
         st, ss = downs[i]
-        x = CausalConv(self.channels[i + 1], (max(kt, st), 3, 3), (st, ss, ss),
-                       dtype=self.dtype)(x)
-    x = nn.swish(FrameNorm(self.norm)(x))
-    return CausalConv(self.latent_dim, (1, 1, 1), dtype=self.dtype)(x)
+        x = self._conv(self.channels[i + 1], (max(kt, st), 3, 3),
+                       (st, ss, ss))(x)
+    return x
+
+  def _downsample_first(self, x, downs):
+    """VideoGPT's order: strided convolutions (4 wide where they halve, as its
+    4x4x4 stride-2 ones) straight down to the latent grid, then all the
+    residual blocks there, where a position costs 1/(s*s*t) of a pixel's."""
+    kt = self.temporal_kernel
+    for i, (st, ss) in enumerate(downs):
+      ks = 4 if ss > 1 else 3
+      x = nn.swish(FrameNorm(self.norm)(x))
+      x = self._conv(self.channels[i + 1],
+                     (max(kt, 2 * st) if st > 1 else kt, ks, ks),
+                     (st, ss, ss))(x)
+    for n in range(self.num_res_blocks):
+      x = self._block(self.channels[-1], n)(x)
+    return x
 
 
 class Decoder(nn.Module):
@@ -164,24 +257,41 @@ class Decoder(nn.Module):
   norm: str = 'group'
   dtype: Any = jnp.float32
   remat: str = 'none'
+  conv: str = '3d'  # Tokenizer.conv
+  layout: str = 'uniform'  # Tokenizer.layout
+
+  def _conv(self, features, kernel, strides=(1, 1, 1), mid=0):
+    return st_conv(self.conv, features, kernel, strides, self.dtype, mid)
+
+  def _block(self, c, n):
+    return _res_block(self.remat)(c, self.temporal_kernel, self.norm,
+                                  self.dtype, conv=self.conv,
+                                  name=f'ResBlock_{n}')
 
   @nn.compact
   def __call__(self, z):
     kt = self.temporal_kernel
-    block = _res_block(self.remat)
     ups = _levels(self.channels, self.spatial, self.temporal)[::-1]
     chans = list(self.channels)[::-1]
-    x = CausalConv(chans[0], (kt, 3, 3), dtype=self.dtype)(z)
+    x = self._conv(chans[0], (kt, 3, 3))(z)
+    up = self._upsample_last if self.layout == 'latent' else self._uniform
+    x = up(x, ups, chans)
+    x = nn.swish(FrameNorm(self.norm)(x))
+    x = CausalConv(3 * self.patch ** 2, (1, 3, 3), dtype=self.dtype)(x)
+    return depth_to_space(x, self.patch) if self.patch > 1 else x
+
+  def _uniform(self, x, ups, chans):
+    kt = self.temporal_kernel
     n = 0
     for i, c in enumerate(chans):
       for _ in range(self.num_res_blocks):
-        x = block(c, kt, self.norm, self.dtype, name=f'ResBlock_{n}')(x)
+        x = self._block(c, n)(x)
         n += 1
       if i < len(ups):
         st, ss = ups[i]
         nxt = chans[i + 1]
         if st > 1:  # depth-to-time: frames of step j come from latent j only
-          x = CausalConv(nxt * st, (kt, 3, 3), dtype=self.dtype)(x)
+          x = self._conv(nxt * st, (kt, 3, 3))(x)
           b, t, h, w, _ = x.shape
           x = x.reshape(b, t, h, w, st, nxt).transpose(0, 1, 4, 2, 3, 5)
           x = x.reshape(b, t * st, h, w, nxt)
@@ -189,9 +299,29 @@ class Decoder(nn.Module):
           b, t, h, w, c_ = x.shape
           x = jax.image.resize(x, (b, t, h * ss, w * ss, c_), 'nearest')
           x = CausalConv(nxt, (1, 3, 3), dtype=self.dtype)(x)
-    x = nn.swish(FrameNorm(self.norm)(x))
-    x = CausalConv(3 * self.patch ** 2, (1, 3, 3), dtype=self.dtype)(x)
-    return depth_to_space(x, self.patch) if self.patch > 1 else x
+    return x
+
+  def _upsample_last(self, x, ups, chans):
+    """The encoder's `latent` layout mirrored: the residual blocks on the
+    latent grid, then each level one convolution there to (st*ss*ss) times
+    the next level's channels, unfolded into frames (of step j: from latents
+    j and earlier only) and pixels (sub-pixel convolution: no work at the
+    finer resolution)."""
+    for n in range(self.num_res_blocks):
+      x = self._block(chans[0], n)(x)
+    for (st, ss), nxt in zip(ups, chans[1:]):
+      x = nn.swish(FrameNorm(self.norm)(x))
+      x = self._conv(nxt * st * ss * ss, (self.temporal_kernel, 3, 3),
+                     mid=x.shape[-1])(x)
+      if st > 1:
+        x = depth_to_time(x, st)
+      if ss > 1:
+        x = depth_to_space(x, ss)
+    return x
+
+
+CONVS = ('3d', '2+1d')
+LAYOUTS = ('uniform', 'latent')
 
 
 class Tokenizer(nn.Module):
@@ -210,8 +340,19 @@ class Tokenizer(nn.Module):
   vq_commitment: float = 0.25
   dtype: Any = jnp.float32  # compute dtype; parameters stay float32
   remat: str = 'none'  # models/remat.py POLICIES, per residual block
+  # '3d': full (kt, 3, 3) convolutions; '2+1d': each a 2-D convolution over
+  # frames then a causal one over time (Factorised).
+  conv: str = '3d'
+  # 'uniform': residual blocks at every level, full resolution included;
+  # 'latent': strided convolutions down first, the blocks on the latent grid
+  # only, the decoder mirrored (VideoGPT's order).
+  layout: str = 'uniform'
 
   def setup(self):
+    for field, allowed in (('conv', CONVS), ('layout', LAYOUTS)):
+      if getattr(self, field) not in allowed:
+        raise ValueError(f'tokenizer.{field} must be one of {allowed}, got '
+                         f'{getattr(self, field)!r}')
     if self.quantizer == 'fsq':
       self.quant = quantizers.FSQ(tuple(self.fsq_levels))
     elif self.quantizer == 'vq':
@@ -226,10 +367,12 @@ class Tokenizer(nn.Module):
     convs = self.spatial // self.patch
     self.encoder = Encoder(self.channels, self.num_res_blocks, convs,
                            self.temporal, self.quant.dim, self.temporal_kernel,
-                           self.patch, self.norm, self.dtype, self.remat)
+                           self.patch, self.norm, self.dtype, self.remat,
+                           self.conv, self.layout)
     self.decoder = Decoder(self.channels, self.num_res_blocks, convs,
                            self.temporal, self.temporal_kernel, self.patch,
-                           self.norm, self.dtype, self.remat)
+                           self.norm, self.dtype, self.remat, self.conv,
+                           self.layout)
 
   @property
   def codebook_size(self) -> int:

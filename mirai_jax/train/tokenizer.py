@@ -59,7 +59,8 @@ def make_model(cfg) -> tokenizer_lib.Tokenizer:
       quantizer=t.quantizer, fsq_levels=tuple(t.fsq_levels),
       vq_codes=t.vq_codes, vq_dim=t.vq_dim, vq_commitment=t.vq_commitment,
       dtype=jnp.bfloat16 if t.mixed_precision else jnp.float32,
-      remat=t.get('remat', 'none'))
+      remat=t.get('remat', 'none'), conv=t.get('conv', '3d'),
+      layout=t.get('layout', 'uniform'))
 
 
 @dataclasses.dataclass

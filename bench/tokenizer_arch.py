@@ -1,0 +1,235 @@
+r"""Tokenizer architectures at matched parameters: step time and quality per second.
+
+  python bench/tokenizer_arch.py [--params=1.1] [--rounds=3] [--seconds=120]
+      [--archs=3d/uniform,2+1d/uniform,3d/latent,2+1d/latent]
+      [--batch=4 --frames=16 --size=64 --spatial=4 --temporal=4]
+
+For each `tokenizer.conv`/`tokenizer.layout` candidate, channels (c, 2c, 4c)
+are chosen so that its parameters come closest to each `--params` (millions).
+Then:
+  1. Step time: stage 1's real jit-compiled update (train/tokenizer.py) on
+     random clips, the candidates interleaved (A, B, C, D, A, B, ...) for
+     `--rounds` rounds so that a busy machine slows all alike; the median.
+     Also the analytic FLOPs of a step (train/flops.py) and the parameters.
+  2. Quality per second (`--seconds` > 0, at the first `--params` only):
+     each candidate trains for the same wall-clock time, interleaved in
+     slices, on clips of the demo's synthetic episodes (rendered in memory,
+     no H.264), then reports validation PSNR/SSIM of the trained (not EMA)
+     parameters on clips of other episodes.
+Prints one JSON line per result. Defaults follow issue 16 (batch 4 x 16
+frames x 64x64, x4 in time and space, VQ, float32). Figures: README
+"Stage 1".
+"""
+
+import json
+import os
+import sys
+import time
+
+from absl import app
+from absl import flags
+import dm_pix as pix
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from configs import demo
+from mirai_jax.data import synthetic
+from mirai_jax.train import flops
+from mirai_jax.train import tokenizer
+# pylint: enable=g-import-not-at-top,wrong-import-position
+
+_ARCHS = flags.DEFINE_list(
+    'archs', ['3d/uniform', '2+1d/uniform', '3d/latent', '2+1d/latent'],
+    'conv/layout[/pP] candidates (pP: tokenizer.patch=P, space-to-depth '
+    'first); 3d/uniform is the architecture before issue 16.')
+_PARAMS = flags.DEFINE_list('params', ['1.1'], 'Target sizes, millions.')
+_ROUNDS = flags.DEFINE_integer('rounds', 3, 'Interleaved timing rounds.')
+_SECONDS = flags.DEFINE_float('seconds', 120, 'Training time per candidate '
+                              'for the quality comparison; 0 skips it.')
+_SLICES = flags.DEFINE_integer('slices', 4, 'Interleaved slices of it.')
+_BATCH = flags.DEFINE_integer('batch', 4, 'Clips per step.')
+_FRAMES = flags.DEFINE_integer('frames', 16, 'Frames per clip.')
+_SIZE = flags.DEFINE_integer('size', 64, 'Frame height and width.')
+_SPATIAL = flags.DEFINE_integer('spatial', 4, 'tokenizer.spatial')
+_TEMPORAL = flags.DEFINE_integer('temporal', 4, 'tokenizer.temporal')
+_KT = flags.DEFINE_integer('temporal_kernel', 3, 'tokenizer.temporal_kernel')
+_BLOCKS = flags.DEFINE_integer('num_res_blocks', 2, 'tokenizer.num_res_blocks')
+_LR = flags.DEFINE_float('lr', 1e-3, 'Peak learning rate (10 warm-up steps).')
+_EPISODES = flags.DEFINE_integer('episodes', 8, 'Synthetic training episodes '
+                                 '(12 s each); 2 more are validation.')
+_VAL_CLIPS = flags.DEFINE_integer('val_clips', 16, 'Validation clips.')
+
+
+def parse(arch: str) -> tuple[str, str, int]:
+  """'2+1d/latent' or '2+1d/latent/p2' -> (conv, layout, patch)."""
+  conv, layout, *patch = arch.split('/')
+  return conv, layout, int(patch[0][1:]) if patch else 1
+
+
+def make_config(arch: str, c: int, codes: int):
+  conv, layout, patch = parse(arch)
+  config = demo.get_config()
+  config.tokenizer.update(dict(
+      channels=(c, 2 * c, 4 * c), num_res_blocks=_BLOCKS.value, patch=patch,
+      spatial=_SPATIAL.value, temporal=_TEMPORAL.value,
+      temporal_kernel=_KT.value, norm='group', quantizer='vq', vq_codes=codes,
+      train_frames=0, batch_size=_BATCH.value, lr=_LR.value, warmup_steps=10,
+      steps=100_000, conv=conv, layout=layout))
+  return config
+
+
+def spec() -> dict:
+  return dict(frames=_FRAMES.value, height=_SIZE.value, width=_SIZE.value)
+
+
+def n_params(config) -> int:
+  clip = jax.ShapeDtypeStruct((1, _FRAMES.value, _SIZE.value, _SIZE.value, 3),
+                              jnp.float32)
+  shapes = jax.eval_shape(tokenizer.make_model(config).init,
+                          jax.random.key(0), clip)
+  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes['params']))
+
+
+def matched(arch: str, target: float, codes: int):
+  """The config of `arch` whose (c, 2c, 4c) channels (c even) give the
+  parameter count nearest `target`; counts grow with c, so bisect."""
+  count = lambda c: n_params(make_config(arch, c, codes))
+  lo, hi = 1, 128  # c = 2 * k
+  while hi - lo > 1:
+    mid = (lo + hi) // 2
+    lo, hi = (mid, hi) if count(2 * mid) < target else (lo, mid)
+  best = min((2 * lo, 2 * hi), key=lambda c: abs(count(c) - target))
+  config = make_config(arch, best, codes)
+  return config, n_params(config)
+
+
+class Candidate:
+  """One architecture's real update step, its state and its clock."""
+
+  def __init__(self, arch, config, params):
+    self.arch, self.config, self.params = arch, config, params
+    cfg = config.tokenizer
+    self.parts = tokenizer.setup(config, spec(), _FRAMES.value)
+    self.update = jax.jit(tokenizer.make_update(cfg, self.parts,
+                                                _FRAMES.value, 0),
+                          donate_argnums=0)
+    self.state = jax.jit(self.parts.make_state)(jax.random.key(0))
+    self.times, self.trained_s, self.steps = [], 0.0, 0
+    clip = jnp.zeros((1, _FRAMES.value, _SIZE.value, _SIZE.value, 3))
+    fwd = flops.conv_flops(lambda p, v: self.parts.model.apply(
+        {'params': p, **self.state.model_state}, v), self.state.params, clip)
+    self.flops = flops.tokenizer_flops(fwd, batch=_BATCH.value)
+
+  def step(self, batch) -> float:
+    start = time.perf_counter()
+    self.state, metrics = self.update(self.state, batch)
+    jax.block_until_ready(metrics)
+    return time.perf_counter() - start
+
+  def row(self, **extra) -> dict:
+    cfg = self.config.tokenizer
+    conv, layout, patch = parse(self.arch)
+    return dict(conv=conv, layout=layout, patch=patch,
+                channels=list(cfg.channels),
+                params_m=round(self.params / 1e6, 3), vq_codes=cfg.vq_codes,
+                **extra)
+
+
+def random_batch(seed: int) -> dict:
+  rng = np.random.default_rng(seed)
+  shape = (_BATCH.value, _FRAMES.value, _SIZE.value, _SIZE.value, 3)
+  return {'video': jnp.asarray(rng.integers(0, 255, shape, dtype=np.uint8))}
+
+
+def time_steps(cands, size_m: float) -> None:
+  for c in cands:  # compile and warm up
+    c.step(random_batch(0))
+  for r in range(_ROUNDS.value):
+    for c in cands:
+      c.times.append(c.step(random_batch(r + 1)))
+  for c in cands:
+    s = float(np.median(c.times))
+    print(json.dumps(dict(
+        benchmark='tokenizer_arch_step', **header(), target_m=size_m,
+        **c.row(step_s=round(s, 3), step_s_all=[round(t, 3) for t in c.times],
+                clips_per_s=round(_BATCH.value / s, 3),
+                tflop_per_step=round(c.flops / 1e12, 4),
+                gflop_per_s=round(c.flops / s / 1e9, 1)))), flush=True)
+
+
+def header() -> dict:
+  return dict(device=jax.devices()[0].device_kind, cores=os.cpu_count(),
+              batch=_BATCH.value,
+              clip=f'{_FRAMES.value}x{_SIZE.value}x{_SIZE.value}',
+              spatial=_SPATIAL.value, temporal=_TEMPORAL.value,
+              temporal_kernel=_KT.value, num_res_blocks=_BLOCKS.value)
+
+
+def clips(seeds) -> np.ndarray:
+  """16-frame (`--frames`) windows inside shots of rendered episodes, at
+  `--size` (rendered at twice that and averaged 2x2, as a downscale)."""
+  t, s = _FRAMES.value, _SIZE.value
+  out = []
+  for seed in seeds:
+    ep = synthetic.render_episode(seed, 12.0, 2 * s, 2 * s)
+    small = ep.frames.reshape(-1, s, 2, s, 2, 3).mean((2, 4)).astype(np.uint8)
+    for a, b in ep.truth['shots']:
+      out += [small[k:k + t] for k in range(a, b - t + 1, t)]
+  return np.stack(out)
+
+
+def evaluate(c, val: np.ndarray) -> dict:
+  model, state = c.parts.model, c.state
+  apply = jax.jit(lambda v: model.apply(
+      {'params': state.params, **state.model_state}, v)[0])
+  psnr, ssim = [], []
+  for i in range(0, len(val), _BATCH.value):
+    real = tokenizer.to_float(jnp.asarray(val[i:i + _BATCH.value]))
+    fake = jnp.clip(apply(real), -1, 1)
+    flat = lambda v: tokenizer.to_unit(v).reshape(-1, *v.shape[2:])
+    psnr.append(np.asarray(pix.psnr(flat(real), flat(fake))))
+    ssim.append(np.asarray(pix.ssim(flat(real), flat(fake))))
+  return dict(val_psnr=round(float(np.concatenate(psnr).mean()), 2),
+              val_ssim=round(float(np.concatenate(ssim).mean()), 4))
+
+
+def train_for_seconds(cands) -> None:
+  train = clips(range(_EPISODES.value))
+  val = clips(range(10_000, 10_002))
+  rng = np.random.default_rng(0)
+  val = val[rng.permutation(len(val))[:_VAL_CLIPS.value]]
+  per_slice = _SECONDS.value / _SLICES.value
+  batches = lambda: {'video': jnp.asarray(
+      train[rng.integers(0, len(train), _BATCH.value)])}
+  for c in cands:
+    c.state = jax.jit(c.parts.make_state)(jax.random.key(1))  # fresh
+    c.step(batches())  # compiled already; one step to be fair with the rest
+    c.trained_s, c.steps = 0.0, 1
+  for k in range(_SLICES.value):
+    for c in cands:  # the last step may run past the slice; it counts
+      while c.trained_s < per_slice * (k + 1):
+        c.trained_s += c.step(batches())
+        c.steps += 1
+  for c in cands:
+    print(json.dumps(dict(
+        benchmark='tokenizer_arch_quality', **header(),
+        train_clips=len(train), val_clips=len(val),
+        **c.row(seconds=round(c.trained_s, 1), steps=c.steps,
+                **evaluate(c, val)))), flush=True)
+
+
+def main(_):
+  for i, size in enumerate(_PARAMS.value):
+    target = float(size) * 1e6
+    codes = 512 if target < 5e6 else 2048  # as issue 16's VideoGPT runs
+    cands = [Candidate(a, *matched(a, target, codes)) for a in _ARCHS.value]
+    time_steps(cands, float(size))
+    if i == 0 and _SECONDS.value > 0:
+      train_for_seconds(cands)
+
+
+if __name__ == '__main__':
+  app.run(main)

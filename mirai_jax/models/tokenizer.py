@@ -184,6 +184,18 @@ def _levels(channels, spatial, temporal):
           for i in range(len(channels) - 1)]
 
 
+def _stack_conv(m, features, kernel, strides=(1, 1, 1), mid=0):
+  """A convolution of the Encoder's or Decoder's `conv` kind and dtype."""
+  return st_conv(m.conv, features, kernel, strides, m.dtype, mid)
+
+
+def _stack_block(m, features, n):
+  """The Encoder's or Decoder's n-th residual block (named, so checkpoints
+  restore whatever `remat` is)."""
+  return _res_block(m.remat)(features, m.temporal_kernel, m.norm, m.dtype,
+                             conv=m.conv, name=f'ResBlock_{n}')
+
+
 class Encoder(nn.Module):
   channels: Sequence[int]
   num_res_blocks: int
@@ -198,13 +210,8 @@ class Encoder(nn.Module):
   conv: str = '3d'  # Tokenizer.conv
   layout: str = 'uniform'  # Tokenizer.layout
 
-  def _conv(self, features, kernel, strides=(1, 1, 1), mid=0):
-    return st_conv(self.conv, features, kernel, strides, self.dtype, mid)
-
-  def _block(self, c, n):
-    return _res_block(self.remat)(c, self.temporal_kernel, self.norm,
-                                  self.dtype, conv=self.conv,
-                                  name=f'ResBlock_{n}')
+  _conv = _stack_conv
+  _block = _stack_block
 
   @nn.compact
   def __call__(self, x):
@@ -260,13 +267,8 @@ class Decoder(nn.Module):
   conv: str = '3d'  # Tokenizer.conv
   layout: str = 'uniform'  # Tokenizer.layout
 
-  def _conv(self, features, kernel, strides=(1, 1, 1), mid=0):
-    return st_conv(self.conv, features, kernel, strides, self.dtype, mid)
-
-  def _block(self, c, n):
-    return _res_block(self.remat)(c, self.temporal_kernel, self.norm,
-                                  self.dtype, conv=self.conv,
-                                  name=f'ResBlock_{n}')
+  _conv = _stack_conv
+  _block = _stack_block
 
   @nn.compact
   def __call__(self, z):

@@ -15,6 +15,7 @@ import sys
 import traceback
 from typing import Optional
 
+from absl import app
 from absl import logging as absl_logging
 
 from absl import flags
@@ -146,6 +147,20 @@ class QuietLibraries(std_logging.Filter):
     if not show_traceback():
       record.exc_info, record.exc_text = None, None
     return True
+
+
+def run_main(body, argv, folder_flag: str = '--workdir') -> None:
+  """An entry point's body under quiet_console, its user's errors reported
+  in one or two lines (exit 1); usage errors go to absl as before, bugs keep
+  their traceback."""
+  quiet_console()
+  try:
+    body(argv)
+  except app.UsageError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    exit_if_users(e, folder_flag=folder_flag)
+    raise
 
 
 def quiet_console() -> None:

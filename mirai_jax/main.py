@@ -65,14 +65,7 @@ STAGES = {
 
 
 def main(argv):
-  errors.quiet_console()
-  try:
-    _main(argv)
-  except app.UsageError:
-    raise
-  except Exception as e:  # pylint: disable=broad-except
-    errors.exit_if_users(e)
-    raise
+  errors.run_main(_main, argv)
 
 
 def _main(argv):

@@ -66,15 +66,8 @@ _FIELDS = {
 
 
 def main(argv: Sequence[str]) -> None:
-  errors.quiet_console()
-  try:
-    _main(argv)
-  except app.UsageError:
-    raise
-  except Exception as e:  # pylint: disable=broad-except
-    # A wrong flag, a missing folder, a full disk: one or two lines.
-    errors.exit_if_users(e, folder_flag='--data_dir')
-    raise
+  # A wrong flag, a missing folder, a full disk: one or two lines.
+  errors.run_main(_main, argv, folder_flag='--data_dir')
 
 
 def _main(argv: Sequence[str]) -> None:

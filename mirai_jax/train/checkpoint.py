@@ -183,6 +183,23 @@ class Checkpoints:
     return self._mngr.restore(step, args=ocp.args.Composite(
         config=ocp.args.JsonRestore()))['config']
 
+  def restore_for_inference(self, abstract_state: Any, *, label: str,
+                            dataset: Optional[dict], fix: str
+                            ) -> tuple[Any, int]:
+    """(state, step) of the newest step that restores, refusing one trained
+    on another dataset than `dataset` (`fix` says what to do); closes the
+    manager. FileNotFoundError, with the command to run, when there is none."""
+    try:
+      if self.latest_step() is None:
+        raise FileNotFoundError(
+            f'no {label} checkpoint in {self.directory}: train it first with '
+            f'--mode={label}')
+      return self.restore_newest(
+          abstract_state, label=label,
+          check=lambda step: self.require_dataset(step, dataset, label, fix))
+    finally:
+      self.close()
+
   def require_dataset(self, step: int, current: Optional[dict], label: str,
                       fix: str) -> None:
     """Raises identity.Changed when `step` was trained on another dataset

@@ -191,19 +191,12 @@ def restore_for_inference(config, workdir: str, spec: dict, mesh,
   parts = setup(config, spec, frames)
   abstract = jax.eval_shape(parts.make_state, jax.random.key(0))
   ckpt = checkpoint.Checkpoints(os.path.join(workdir_of(workdir), 'checkpoints'))
-  if ckpt.latest_step() is None:
-    raise FileNotFoundError(
-        f'no tokenizer checkpoint in {ckpt.directory}: train it first with '
-        '--mode=tokenizer')
-  check = lambda step: ckpt.require_dataset(
-      step, data_identity, 'tokenizer',
-      'Its tokens could let the transformer see test episodes through the '
+  state, step = ckpt.restore_for_inference(
+      checkpoint.abstract(abstract, mesh_lib.param_shardings(abstract, mesh)),
+      label='tokenizer', dataset=data_identity,
+      fix='Its tokens could let the transformer see test episodes through the '
       'tokenizer. Retrain the tokenizer in a new --workdir, or put the '
       'episode folder (or split file) back as it was.')
-  state, step = ckpt.restore_newest(checkpoint.abstract(
-      abstract, mesh_lib.param_shardings(abstract, mesh)), label='tokenizer',
-                                    check=check)
-  ckpt.close()
   return parts.model, state.ema_params, state.model_state, step
 
 

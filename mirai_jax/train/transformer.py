@@ -271,19 +271,12 @@ def restore_for_inference(config, workdir: str, meta: dict, mesh):
   model, order, _, make_state = setup(config, meta)
   abstract = jax.eval_shape(make_state, jax.random.key(0))
   ckpt = checkpoint.Checkpoints(os.path.join(workdir_of(workdir), 'checkpoints'))
-  if ckpt.latest_step() is None:
-    raise FileNotFoundError(
-        f'no transformer checkpoint in {ckpt.directory}: train it first with '
-        '--mode=transformer')
-  check = lambda step: ckpt.require_dataset(
-      step, meta.get('dataset_identity'), 'transformer',
-      'It may have trained on the episodes it would now be tested on. Train '
-      'it again in a new --workdir, or put the episode folder (or split '
-      'file) back as it was.')
-  state, step = ckpt.restore_newest(checkpoint.abstract(
-      abstract, mesh_lib.param_shardings(abstract, mesh)), label='transformer',
-                                    check=check)
-  ckpt.close()
+  state, step = ckpt.restore_for_inference(
+      checkpoint.abstract(abstract, mesh_lib.param_shardings(abstract, mesh)),
+      label='transformer', dataset=meta.get('dataset_identity'),
+      fix='It may have trained on the episodes it would now be tested on. '
+      'Train it again in a new --workdir, or put the episode folder (or '
+      'split file) back as it was.')
   return model, order, state.ema_params, step
 
 

@@ -7,7 +7,7 @@ would span a cut or a transition, on hand-checked footage and hard cases.
 Footage: the files with ground truth in tests/data/cuts/*.json (Big Buck
 Bunny in full and five Popeye excerpts), decoded as the config's clips are
 (64x64 centre crop by default); files not on this machine are listed under
-`missing`. Cases: mirai_jax/data/cut_cases.all_cases for each seed (cuts
+`missing`. Cases: mirai_jax/build/cut_cases.all_cases for each seed (cuts
 between look-alike shots at 0.05-0.08 mean change, flashes and impact
 frames, pans, shake, holds, fades and dissolves).
 
@@ -30,13 +30,12 @@ import time
 
 from absl import app
 from absl import flags
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from mirai_jax.data import cut_cases  # pylint: disable=g-import-not-at-top,wrong-import-position
-from mirai_jax.data import dataset  # pylint: disable=g-import-not-at-top,wrong-import-position
-from mirai_jax.data import shots  # pylint: disable=g-import-not-at-top,wrong-import-position
-from mirai_jax.data import video_io  # pylint: disable=g-import-not-at-top,wrong-import-position
+from mirai_jax import dataset  # pylint: disable=g-import-not-at-top,wrong-import-position
+from mirai_jax import video_io  # pylint: disable=g-import-not-at-top,wrong-import-position
+from mirai_jax.build import cut_cases  # pylint: disable=g-import-not-at-top,wrong-import-position
+from mirai_jax.build import shots  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _CONFIG = flags.DEFINE_string('config', '64x64_t20', 'anime_clips config.')

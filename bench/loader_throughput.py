@@ -55,8 +55,8 @@ def main(_):
   with tempfile.TemporaryDirectory() as tmp:
     data_dir = _DATA_DIR.value
     if not data_dir:
-      from mirai_jax.data import dataset  # pylint: disable=g-import-not-at-top
-      from mirai_jax.data import synthetic  # pylint: disable=g-import-not-at-top
+      from mirai_jax import dataset  # pylint: disable=g-import-not-at-top
+      from mirai_jax.build import synthetic  # pylint: disable=g-import-not-at-top
       episodes = os.path.join(tmp, 'episodes')
       synthetic.write_episodes(episodes, 6, seconds=24.0)
       data_dir = os.path.join(tmp, 'tfds')

@@ -23,7 +23,7 @@ from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench import stages  # pylint: disable=g-import-not-at-top,wrong-import-position
-from mirai_jax.train import mesh as mesh_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+from mirai_jax import mesh as mesh_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', os.path.join(os.path.dirname(__file__), '..', 'configs', 'kny.py'))

@@ -22,10 +22,10 @@ from absl import app
 from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from mirai_jax.data import clips  # pylint: disable=g-import-not-at-top,wrong-import-position
-from mirai_jax.data import dataset  # pylint: disable=g-import-not-at-top,wrong-import-position
-from mirai_jax.data import synthetic  # pylint: disable=g-import-not-at-top,wrong-import-position
-from mirai_jax.data import video_io  # pylint: disable=g-import-not-at-top,wrong-import-position
+from mirai_jax import dataset  # pylint: disable=g-import-not-at-top,wrong-import-position
+from mirai_jax import video_io  # pylint: disable=g-import-not-at-top,wrong-import-position
+from mirai_jax.build import episodes  # pylint: disable=g-import-not-at-top,wrong-import-position
+from mirai_jax.build import synthetic  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _EPISODES = flags.DEFINE_string('episodes', None, 'Folder of episode files.')
 _CONFIG = flags.DEFINE_string('config', '64x64_t20', 'anime_clips config.')
@@ -52,7 +52,7 @@ def main(_):
     if not folder:
       folder = os.path.join(tmp, 'episodes')
       synthetic.write_episodes(folder, 6, seconds=24.0)
-    paths = [p for _, p in clips.list_episodes(folder)]
+    paths = [p for _, p in episodes.list_episodes(folder)]
     usable = []
     for p in paths:
       try:

@@ -25,6 +25,7 @@ from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from mirai_jax import sample  # pylint: disable=g-import-not-at-top,wrong-import-position
+from mirai_jax import workdir as workdir_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 from mirai_jax.train import transformer  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -46,13 +47,13 @@ def _time(fn, *args):
 def main(_):
   config = _CONFIG.value
   cfg, s = config.transformer, config.sample
-  meta = transformer.meta_from_config(config)
-  model, order, _, make_state = transformer.setup(config, meta)
+  records = workdir_lib.expected_records(config)
+  model, order, _, make_state = transformer.setup(config, records)
   params = jax.jit(make_state)(jax.random.key(0)).ema_params
   b = _BATCH.value
   rng = np.random.default_rng(0)
   known = sample.known_sequence(rng.integers(
-      0, meta['codebook_size'], (b, cfg.frames, *meta['grid'][1:])), order)
+      0, records.codebook_size, (b, cfg.frames, *records.grid[1:])), order)
   feats = jnp.asarray(rng.normal(size=(b, cfg.frames, cfg.width)), model.dtype)
   kw = dict(temperature=s.temperature, top_k=s.top_k, top_p=s.top_p)
   cached = jax.jit(lambda p, q, f: sample.generate(
@@ -63,7 +64,7 @@ def main(_):
       benchmark='sample_speed', device=jax.devices()[0].device_kind,
       jax=jax.__version__, batch=b, attention=model.attention,
       tokens_per_window=int(order.perm.size), known=int(order.num_known),
-      frames_per_continuation=(cfg.frames - cfg.context) * meta['temporal'],
+      frames_per_continuation=(cfg.frames - cfg.context) * records.temporal,
       mixed_precision=cfg.mixed_precision,
       cached_s=round(t_cached, 4),
       cached_tokens_per_s=round(new_tokens / t_cached, 1))

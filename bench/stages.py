@@ -18,9 +18,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mirai_jax import mesh as mesh_lib
+from mirai_jax import video_io
+from mirai_jax import workdir as workdir_lib
 from mirai_jax.data import pipeline
 from mirai_jax.train import flops
-from mirai_jax.train import mesh as mesh_lib
+from mirai_jax.train import loop
 from mirai_jax.train import tokenizer
 from mirai_jax.train import transformer
 
@@ -40,7 +43,7 @@ class Step:
 
 
 def _abstract(batch: dict, mesh) -> dict:
-  sharding = mesh_lib.batch_sharding(mesh)
+  sharding = pipeline.data_sharding(mesh)
   return {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=sharding)
           for k, v in batch.items()}
 
@@ -52,14 +55,13 @@ def _jit(update, abstract_state, mesh):
   placed = jax.tree.map(
       lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
       abstract_state, shardings)
-  return jax.jit(update, donate_argnums=0,
-                 out_shardings=(shardings, mesh_lib.replicated(mesh))), shardings, placed
+  return loop.jit_update(update, shardings, mesh), shardings, placed
 
 
 def tokenizer_step(config, mesh, batch_size: int = 0) -> Step:
   cfg = config.tokenizer
   b = batch_size or cfg.batch_size
-  spec = transformer.meta_from_config(config)['clip_spec']
+  spec = workdir_lib.expected_records(config).clip_spec
   frames = cfg.train_frames or spec['frames']
   parts = tokenizer.setup(config, spec, frames)
   abstract = jax.eval_shape(parts.make_state, jax.random.key(0))
@@ -94,36 +96,36 @@ def tokenizer_step(config, mesh, batch_size: int = 0) -> Step:
 def transformer_step(config, mesh, batch_size: int = 0) -> Step:
   cfg = config.transformer
   b = batch_size or cfg.batch_size
-  meta = transformer.meta_from_config(config)
-  model, order, tx, make_state = transformer.setup(config, meta)
+  records = workdir_lib.expected_records(config)
+  model, order, tx, make_state = transformer.setup(config, records)
   abstract = jax.eval_shape(make_state, jax.random.key(0))
   update, shardings, placed = _jit(transformer.make_update(
-      config, model, order, tx, meta), abstract, mesh)
-  shapes = dict(tokens=((b, *meta['grid']), np.int32),
-                audio=((b, meta['audio_len']), np.int16),
+      config, model, order, tx, records), abstract, mesh)
+  shapes = dict(tokens=((b, *records.grid), np.int32),
+                audio=((b, records.audio_len), np.int16),
                 has_audio=((b,), np.bool_), fps=((b,), np.float32))
 
   def make_batch(seed):
     rng = np.random.default_rng(seed)
     return pipeline.to_global(dict(
-        tokens=rng.integers(0, meta['codebook_size'], shapes['tokens'][0],
+        tokens=rng.integers(0, records.codebook_size, shapes['tokens'][0],
                             dtype=np.int32),
         audio=rng.integers(-3000, 3000, shapes['audio'][0], dtype=np.int16),
         has_audio=np.ones(b, bool),
-        fps=np.full(b, 24000 / 1001, np.float32)), mesh)
+        fps=np.full(b, video_io.FILM_RATE, np.float32)), mesh)
 
   n = int(order.perm.size)
   analytic = flops.transformer_flops(
       batch=b, tokens=n, predicted=n - int(order.num_known), width=cfg.width,
       depth=cfg.depth, mlp_ratio=cfg.mlp_ratio,
-      codebook=meta['codebook_size'])
+      codebook=records.codebook_size)
   n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(abstract.params))
 
   def xla_flops(_):
     # XLA counts a loop body once: count the step with the layer scan
     # unrolled, before optimisation (no second compile).
     unrolled = model.clone(unroll=cfg.depth)
-    fn = transformer.make_update(config, unrolled, order, tx, meta)
+    fn = transformer.make_update(config, unrolled, order, tx, records)
     return flops.xla_flops(jax.jit(fn).lower(placed, shapes_abstract))
 
   shapes_abstract = _abstract({k: jax.ShapeDtypeStruct(*v)

@@ -36,7 +36,9 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from configs import demo
-from mirai_jax.data import synthetic
+from mirai_jax.build import synthetic
+from mirai_jax.models import from_config
+from mirai_jax.models import tokenizer as tokenizer_lib
 from mirai_jax.train import flops
 from mirai_jax.train import tokenizer
 # pylint: enable=g-import-not-at-top,wrong-import-position
@@ -88,7 +90,7 @@ def spec() -> dict:
 def n_params(config) -> int:
   clip = jax.ShapeDtypeStruct((1, _FRAMES.value, _SIZE.value, _SIZE.value, 3),
                               jnp.float32)
-  shapes = jax.eval_shape(tokenizer.make_model(config).init,
+  shapes = jax.eval_shape(from_config.tokenizer(config).init,
                           jax.random.key(0), clip)
   return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes['params']))
 
@@ -187,9 +189,9 @@ def evaluate(c, val: np.ndarray) -> dict:
       {'params': state.params, **state.model_state}, v)[0])
   psnr, ssim = [], []
   for i in range(0, len(val), _BATCH.value):
-    real = tokenizer.to_float(jnp.asarray(val[i:i + _BATCH.value]))
+    real = tokenizer_lib.to_float(jnp.asarray(val[i:i + _BATCH.value]))
     fake = jnp.clip(apply(real), -1, 1)
-    flat = lambda v: tokenizer.to_unit(v).reshape(-1, *v.shape[2:])
+    flat = lambda v: tokenizer_lib.to_unit(v).reshape(-1, *v.shape[2:])
     psnr.append(np.asarray(pix.psnr(flat(real), flat(fake))))
     ssim.append(np.asarray(pix.ssim(flat(real), flat(fake))))
   return dict(val_psnr=round(float(np.concatenate(psnr).mean()), 2),

@@ -20,7 +20,7 @@ from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench import stages  # pylint: disable=g-import-not-at-top,wrong-import-position
-from mirai_jax.train import mesh as mesh_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+from mirai_jax import workdir as workdir_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', os.path.join(os.path.dirname(__file__), '..', 'configs', 'demo.py'))
@@ -29,7 +29,7 @@ _STEPS = flags.DEFINE_integer('steps', 10, 'Timed steps (after 2 warm-up).')
 
 def main(_):
   config = _CONFIG.value
-  mesh = mesh_lib.make_mesh(config.mesh.fsdp, config.mesh.devices)
+  mesh = workdir_lib.make_mesh(config)
   step = stages.transformer_step(config, mesh)
   timing = stages.time_step(step, mesh, _STEPS.value)
   tokens = step.batch_size * step.info['tokens_per_window']

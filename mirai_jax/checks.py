@@ -18,20 +18,20 @@ import dataclasses
 import math
 import os
 import re
-import shutil
-import tempfile
 from typing import Any, Callable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 
 from mirai_jax import errors
+from mirai_jax import inference
 from mirai_jax import storage
 from mirai_jax import tasks
+from mirai_jax import workdir as workdir_lib
+from mirai_jax.build import clips
 from mirai_jax.models import attention
 from mirai_jax.models import remat
 from mirai_jax.models import tokenizer as tokenizer_lib
-from tfds_builders import anime_clips
 
 _MISSING = object()
 
@@ -135,8 +135,6 @@ def _optimiser(stage: str) -> dict:
 
 
 def _rules() -> dict[str, Callable[[Any], Optional[str]]]:
-  # evaluate.py checks its output folder with this module.
-  from mirai_jax import evaluate  # pylint: disable=g-import-not-at-top
   return {
       'seed': NONNEG,
       'data.episodes': _text, 'data.data_dir': _text,
@@ -189,7 +187,7 @@ def _rules() -> dict[str, Callable[[Any], Optional[str]]]:
       'evaluate.split': OneOf(SPLITS), 'evaluate.batch_size': COUNT,
       # The audio ablation gives each clip the sound of another.
       'evaluate.max_clips': _zero_or_at_least(2),
-      'evaluate.paste': OneOf(evaluate.PASTES),
+      'evaluate.paste': OneOf(inference.PASTES),
       'predict.video': _text, 'predict.start': Number(),
       'predict.windows': COUNT, 'predict.out': _text, 'predict.scale': COUNT,
       'preview.split': OneOf(SPLITS), 'preview.num_clips': COUNT,
@@ -220,7 +218,7 @@ def unchecked(config, prefix: str = '') -> list[str]:
 
 
 def builder_configs() -> list[str]:
-  return [c.name for c in anime_clips.CONFIGS]
+  return list(clips.NAMED)
 
 
 # ------------------------------------------------------------ Validation
@@ -309,8 +307,7 @@ def _beam(p: Problems, c, stages) -> None:
 
 
 def _clip(c):
-  return {x.name: x.clip for x in anime_clips.CONFIGS}[
-      get(c, 'data.builder_config')]
+  return clips.NAMED[get(c, 'data.builder_config')][1]
 
 
 def _tokenizer(p: Problems, c, stages) -> None:
@@ -412,7 +409,7 @@ def _files(p: Problems, c, stages) -> None:
 
 
 def _devices(p: Problems, c, stages) -> None:
-  """The mesh (train/mesh.py) and the batches split over it, for the
+  """The mesh (mesh.py) and the batches split over it, for the
   stages that build one. Asks jax for the devices: call after
   jax.distributed.initialize."""
   if not set(stages) & {'tokenizer', 'tokenize', 'transformer', 'evaluate',
@@ -459,46 +456,6 @@ AGREEMENTS = (_even_frames, _beam, _tokenizer, _perceptual, _transformer,
 
 # ----------------------------------------------------------- Folders
 
-def writable(path: str, flag: str) -> None:
-  """Raises UserError unless files can be made in the folder `path` (made
-  later if missing): a probe file in it or its nearest existing parent.
-  Nothing is left behind. URLs are left to the first write."""
-  if not path or storage.is_url(path):
-    return
-  path = os.path.abspath(storage.expand(path))
-  existing = path
-  while not os.path.exists(existing):
-    existing = os.path.dirname(existing)
-  if not os.path.isdir(existing):
-    where = '' if existing == path else f': {existing}'
-    raise errors.UserError(
-        f'{flag}={path}{where} is a file, not a folder: give a folder (or '
-        'move the file away)')
-  try:
-    fd, probe = tempfile.mkstemp(prefix='.mirai-jax-probe-', dir=existing)
-    os.close(fd)
-    os.remove(probe)
-  except OSError as e:
-    raise errors.UserError(
-        f'{flag}={path}: cannot write in {existing} ({e.strerror}): make it '
-        f'writable or give another {flag}') from e
-
-
-def free_space(path: str, needed: int, what: str, flag: str) -> None:
-  """Raises UserError when the disk of `path` has less than `needed` bytes
-  free (local paths only)."""
-  if not path or storage.is_url(path):
-    return
-  existing = os.path.abspath(storage.expand(path))
-  while not os.path.exists(existing):
-    existing = os.path.dirname(existing)
-  free = shutil.disk_usage(existing).free
-  if free < needed:
-    raise errors.UserError(
-        f'{flag}={path}: {what} needs about {errors.size(needed)} and the '
-        f'disk has {errors.size(free)} free: free space or give another {flag}')
-
-
 def outputs(config, workdir: str,
             stages: Sequence[str]) -> list[tuple[str, str]]:
   """(folder, flag naming it) of what each stage writes."""
@@ -523,8 +480,8 @@ def checkpoint_bytes(config, stage: str) -> Optional[int]:
   # pylint: enable=g-import-not-at-top
   try:
     if stage == 'transformer':
-      meta = transformer.meta_from_config(config)
-      make_state = transformer.setup(config, meta)[-1]
+      make_state = transformer.setup(
+          config, workdir_lib.expected_records(config))[-1]
     else:
       spec = dataclasses.asdict(_clip(config))
       frames = config.tokenizer.train_frames or spec['frames']
@@ -540,10 +497,10 @@ def startup(config, workdir: str, stages: Sequence[str]) -> None:
   one checkpoint of each training stage (orbax writes the new one before
   it deletes the oldest)."""
   for folder, flag in outputs(config, workdir, stages):
-    writable(folder, flag)
+    storage.writable(folder, flag)
   for stage in ('tokenizer', 'transformer'):
     if stage in stages:
       size = checkpoint_bytes(config, stage)
       if size:
-        free_space(os.path.join(workdir, stage), int(size * 1.1) + 2 ** 24,
+        storage.free_space(os.path.join(workdir, stage), int(size * 1.1) + 2 ** 24,
                    f'one {stage} checkpoint', '--workdir')

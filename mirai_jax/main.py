@@ -24,6 +24,7 @@ import jax
 from ml_collections import config_flags
 
 from mirai_jax import checks
+from mirai_jax import dataset
 from mirai_jax import distributed
 from mirai_jax import errors
 from mirai_jax import evaluate
@@ -31,7 +32,7 @@ from mirai_jax import predict
 from mirai_jax import preview
 from mirai_jax import storage
 from mirai_jax import tokenize
-from mirai_jax.data import dataset
+from mirai_jax import workdir as workdir_lib
 from mirai_jax.train import loop
 from mirai_jax.train import tokenizer
 from mirai_jax.train import transformer
@@ -109,13 +110,13 @@ def _main(argv):
   # The splits the stages read, and their batches against the split sizes:
   # now if the dataset is built, else as soon as the data stage built it.
   if 'data' not in stages:
-    dataset.check_built(config, workdir, stages)
+    workdir_lib.check_built(config, workdir, stages)
   for i, stage in enumerate(stages):
     logging.info('stage %s', stage)
     try:
       out = STAGES[stage](config, workdir)
       if stage == 'data':
-        dataset.check_splits(config, stages[i + 1:], out)
+        workdir_lib.check_splits(config, stages[i + 1:], out)
     except loop.Preempted as e:
       print(str(e), file=sys.stderr, flush=True)
       sys.exit(e.exit_code)

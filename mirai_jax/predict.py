@@ -25,23 +25,20 @@ import dm_pix as pix
 import jax.numpy as jnp
 import numpy as np
 
-from mirai_jax import checks
 from mirai_jax import errors
-from mirai_jax import evaluate
+from mirai_jax import inference
+from mirai_jax import mesh as mesh_lib
+from mirai_jax import render
 from mirai_jax import storage
-from mirai_jax.data import dataset
+from mirai_jax import video_io
+from mirai_jax import workdir as workdir_lib
 from mirai_jax.data import pipeline
-from mirai_jax.data import tokens as tokens_lib
-from mirai_jax.data import video_io
-from mirai_jax.data import visualize
-from mirai_jax.train import mesh as mesh_lib
 
 
 def _default_video(config, workdir: str) -> str:
   """The first test episode of the dataset (what the demo continues)."""
-  episodes, data_dir = dataset.data_paths(config, workdir)
-  builder = pipeline.dataset_builder(
-      data_dir, f'anime_clips/{config.data.builder_config}')
+  episodes, _ = workdir_lib.data_paths(config, workdir)
+  builder = workdir_lib.open_dataset(config, workdir)
   names = (builder.info.metadata or {}).get('split_episodes', {}).get('test')
   if not names:
     raise errors.UserError('set --config.predict.video=FILE (the dataset '
@@ -51,15 +48,15 @@ def _default_video(config, workdir: str) -> str:
 
 def run(config, workdir: str) -> dict:
   pc = config.predict
-  out = storage.expand(pc.out) or os.path.join(workdir, 'predict')
+  out = storage.expand(pc.out) or workdir_lib.stage_dir(workdir, 'predict')
   # Never compute a continuation that cannot be written.
-  checks.writable(out, '--config.predict.out' if pc.out else '--workdir')
+  storage.writable(out, '--config.predict.out' if pc.out else '--workdir')
   path = storage.expand(pc.video) if pc.video else _default_video(config, workdir)
   if not storage.exists(path):
     raise FileNotFoundError(f'config.predict.video: no such file {path}')
   # One device: a single clip does not divide over a mesh.
-  p = evaluate.Predictor(config, workdir, mesh_lib.make_mesh(1, 1))
-  spec = p.meta['clip_spec']
+  p = inference.Predictor(config, workdir, mesh_lib.make_mesh(1, 1))
+  spec = p.records.clip_spec
   d = video_io.decode(storage.local_copy(path), spec['height'], spec['width'],
                       resize=spec['resize'], fps=spec.get('fps') or None,
                       sample_rate=spec['sample_rate'])
@@ -92,8 +89,7 @@ def run(config, workdir: str) -> dict:
   grids = [idx[:, :c_steps]]
   for w in range(pc.windows):
     s0 = k0 + w * new
-    audio = pipeline.fit_audio(d.audio_span(s0, s0 + f),
-                               tokens_lib.audio_len(p.meta))
+    audio = pipeline.fit_audio(d.audio_span(s0, s0 + f), p.records.audio_len)
     feats = p.audio_features(jnp.asarray(audio[None]), fps,
                              jnp.asarray([use_audio]))
     last = np.concatenate(grids, 1)[:, -c_steps:]
@@ -114,15 +110,15 @@ def run(config, workdir: str) -> dict:
     result['psnr_per_frame'] = [round(float(x), 2) for x in psnr]
   stem = os.path.join(out, f'{os.path.splitext(os.path.basename(path))[0]}_'
                            f'{float((k0 + c0) / d.fps):.2f}s')
-  frames = visualize.to_uint8(np.clip(frames, 0, 1))
+  frames = render.to_uint8(np.clip(frames, 0, 1))
   frames = np.repeat(np.repeat(frames, pc.scale, 1), pc.scale, 2)
   with storage.output_file(stem + '.mp4') as local:
-    visualize.write_mp4(local, frames, float(d.fps),
+    render.write_mp4(local, frames, float(d.fps),
                         d.audio_span(k0, k0 + total) if d.audio is not None
                         else None,
                         spec['sample_rate'])
   with storage.output_file(stem + '.gif') as local:
-    visualize.write_gif(local, frames, float(d.fps))
+    render.write_gif(local, frames, float(d.fps))
   result['files'] = [stem + '.mp4', stem + '.gif']
   storage.write_text(stem + '.json', json.dumps(result, indent=1))
   print(f"predict: {c0} frames of {path} before {float((k0 + c0) / d.fps):.2f} s "

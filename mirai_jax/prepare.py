@@ -27,11 +27,10 @@ from typing import Sequence
 from absl import app
 from absl import flags
 
-from mirai_jax import checks
+from mirai_jax import dataset
 from mirai_jax import errors
 from mirai_jax import storage
-from mirai_jax.data import clips
-from mirai_jax.data import dataset
+from mirai_jax.build import clips
 
 _MANUAL_DIR = flags.DEFINE_string('manual_dir', None, 'Folder of episode files.')
 _DATA_DIR = flags.DEFINE_string('data_dir', '~/tensorflow_datasets',
@@ -83,7 +82,7 @@ def _main(argv: Sequence[str]) -> None:
                                  **{k: f.value for k, f in _FIELDS.items()})
   except ValueError as e:  # an unknown config, a clip field out of range
     raise errors.UserError(str(e)) from e
-  checks.writable(_DATA_DIR.value, '--data_dir')
+  storage.writable(_DATA_DIR.value, '--data_dir')
   t0 = time.time()
   builder = dataset.build(_MANUAL_DIR.value, _DATA_DIR.value, config,
                           workers=_WORKERS.value, split_file=_SPLIT_FILE.value,

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mirai_jax.models.transformer import inputs
 from mirai_jax.models.transformer import split_layers
 from mirai_jax.tasks import Order
 
@@ -41,17 +42,6 @@ def choose(rng, logits, temperature: float, top_k: int, top_p: float):
     return jnp.argmax(logits, -1).astype(jnp.int32)
   logits = filter_logits(logits / temperature, top_k, top_p)
   return jax.random.categorical(rng, logits, -1).astype(jnp.int32)
-
-
-def inputs(seq: jax.Array, order: Order, bos: int):
-  """The model inputs of a full sequence: (prev tokens, prev pos, target pos,
-  the token one step above each target or `bos` where none is read yet)."""
-  coords = jnp.asarray(order.coords)
-  prev = jnp.concatenate([jnp.full_like(seq[:, :1], bos), seq[:, :-1]], 1)
-  prev_pos = jnp.concatenate([jnp.zeros_like(coords[:1]), coords[:-1]], 0)
-  idx = order.above_index
-  above = jnp.where(idx >= 0, seq[:, np.maximum(idx, 0)], bos)
-  return prev, prev_pos, coords, above
 
 
 def _above_at(seq, order: Order, i, bos: int):

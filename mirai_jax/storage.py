@@ -6,6 +6,7 @@ inputs at a URL are copied into a local cache (`$MIRAI_JAX_CACHE`, default
 ~/.cache/mirai_jax) and copied again only when the remote file changes, and
 outputs are written to local scratch and uploaded once complete. An object
 store's upload is all or nothing, so no reader sees half a file there either.
+`writable` and `free_space` refuse a local output folder before any compute.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import tempfile
 from typing import Iterator
 
 from absl import logging
+
+from mirai_jax import errors
 
 STAMP = '.mirai-stamp-'  # beside each cached file: what it was copied from
 
@@ -198,3 +201,43 @@ def output_dir(path: str) -> Iterator[str]:
     upload(tmp, path)
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+def writable(path: str, flag: str) -> None:
+  """Raises UserError unless files can be made in the folder `path` (made
+  later if missing): a probe file in it or its nearest existing parent.
+  Nothing is left behind. URLs are left to the first write."""
+  if not path or is_url(path):
+    return
+  path = os.path.abspath(expand(path))
+  existing = path
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    where = '' if existing == path else f': {existing}'
+    raise errors.UserError(
+        f'{flag}={path}{where} is a file, not a folder: give a folder (or '
+        'move the file away)')
+  try:
+    fd, probe = tempfile.mkstemp(prefix='.mirai-jax-probe-', dir=existing)
+    os.close(fd)
+    os.remove(probe)
+  except OSError as e:
+    raise errors.UserError(
+        f'{flag}={path}: cannot write in {existing} ({e.strerror}): make it '
+        f'writable or give another {flag}') from e
+
+
+def free_space(path: str, needed: int, what: str, flag: str) -> None:
+  """Raises UserError when the disk of `path` has less than `needed` bytes
+  free (local paths only)."""
+  if not path or is_url(path):
+    return
+  existing = os.path.abspath(expand(path))
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  free = shutil.disk_usage(existing).free
+  if free < needed:
+    raise errors.UserError(
+        f'{flag}={path}: {what} needs about {errors.size(needed)} and the '
+        f'disk has {errors.size(free)} free: free space or give another {flag}')

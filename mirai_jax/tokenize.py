@@ -19,40 +19,33 @@ import jax
 from jax.experimental import multihost_utils
 import numpy as np
 
+from mirai_jax import inference
+from mirai_jax import mesh as mesh_lib
 from mirai_jax import storage
-from mirai_jax.data import dataset
+from mirai_jax import workdir as workdir_lib
 from mirai_jax.data import identity
 from mirai_jax.data import pipeline
 from mirai_jax.data import tokens
-from mirai_jax.models import tokenizer as tokenizer_lib
-from mirai_jax.train import mesh as mesh_lib
-from mirai_jax.train import tokenizer as tokenizer_train
-
-
-def tokens_dir(workdir: str) -> str:
-  return os.path.join(workdir, 'tokens')
 
 
 def run(config, workdir: str) -> dict:
-  _, data_dir = dataset.data_paths(config, workdir)
-  builder = pipeline.dataset_builder(
-      data_dir, f'anime_clips/{config.data.builder_config}')
+  builder = workdir_lib.open_dataset(config, workdir)
   spec = builder.info.metadata['clip_spec']
   data_identity = identity.of_builder(builder)
-  mesh = mesh_lib.make_mesh(config.mesh.fsdp, config.mesh.devices)
-  model, params, model_state, step = tokenizer_train.restore_for_inference(
-      config, workdir, spec, mesh, data_identity)
-  encode = jax.jit(lambda p, ms, v: model.apply(
-      {'params': p, **ms}, tokenizer_train.to_float(v),
-      method=tokenizer_lib.Tokenizer.encode)[1])
-  root = tokens_dir(workdir)
+  mesh = workdir_lib.make_mesh(config)
+  tok = inference.load_tokenizer(config, workdir, spec, mesh, data_identity)
+  model, params, model_state = tok.model, tok.params, tok.state
+  # The parameters are arguments, not constants folded into the program.
+  encode = jax.jit(lambda p, ms, v: inference.Tokenizer(
+      model, p, ms, tok.step).encode(v))
+  root = workdir_lib.tokens_dir(workdir)
   nproc, pid = jax.process_count(), jax.process_index()
   # One fresh folder per run, named alike on every process.
   run_id = int(multihost_utils.broadcast_one_to_all(
       np.int32(time.time_ns() % 2**31)))
   out = tokens.new_set(root, f'{run_id:x}')
   storage.makedirs(out)
-  rows = tokenizer_train.eval_batch_size(config.tokenizer, mesh) // nproc
+  rows = mesh_lib.round_batch(config.tokenizer.eval_batch_size, mesh) // nproc
   dtype = np.uint16 if model.codebook_size <= 2 ** 16 else np.int32
   counts, grid = {}, None
   for split in sorted(builder.info.splits):
@@ -83,12 +76,13 @@ def run(config, workdir: str) -> dict:
     counts[split] = len(source)  # every clip is in one process's shard
     logging.info('tokenize %s: %d clips in %.1f s', split, writer.count,
                  time.time() - t0)
-  meta = dict(grid=list(grid), codebook_size=model.codebook_size,
-              tokenizer_step=step, clip_spec=spec, splits=counts,
-              temporal=config.tokenizer.temporal,
-              audio_len=pipeline.audio_len_of(builder),
-              processes=nproc, dataset=builder.data_dir,
-              dataset_identity=data_identity)
+  meta = tokens.Records(
+      grid=tuple(grid), codebook_size=model.codebook_size,
+      tokenizer_step=tok.step, clip_spec=spec, splits=counts,
+      temporal=config.tokenizer.temporal,
+      audio_len=pipeline.audio_len_of(builder), processes=nproc,
+      dataset=os.fspath(builder.data_dir),
+      dataset_identity=data_identity).to_meta()
   if nproc > 1:  # every shard closed before the set is published
     multihost_utils.sync_global_devices('tokenize: shards written')
   if pid == 0:

@@ -7,10 +7,10 @@ import shutil
 
 import numpy as np
 
-from mirai_jax.data import dataset
-from mirai_jax.data import synthetic
+from mirai_jax import dataset
+from mirai_jax import video_io
+from mirai_jax.build import synthetic
 from mirai_jax.data import tokens as tokens_lib
-from mirai_jax.data import video_io
 
 SECONDS = 9.0
 SIZE = (120, 160)

@@ -113,7 +113,7 @@ def _setup(order, **kw):
   model = _model(**kw)
   seq = jnp.asarray(np.random.default_rng(0).integers(0, V, (2, order.perm.size)))
   params = model.init(jax.random.key(0),
-                      *sample.inputs(seq, order, V))
+                      *transformer_lib.inputs(seq, order, V))
   return model, params, seq
 
 
@@ -124,7 +124,7 @@ def test_the_model_and_its_kv_cache_agree_with_the_reference(name, monkeypatch):
   dtype = jnp.bfloat16 if name in FAST else jnp.float32
   ref, params, seq = _setup(order)
   model = _model(attention=name, dtype=dtype)
-  inputs = sample.inputs(seq, order, V)
+  inputs = transformer_lib.inputs(seq, order, V)
   tol = TOL[dtype]
   assert _rel(model.apply(params, *inputs), ref.apply(params, *inputs)) < tol
   # The cache path: a prefill of the known part, then one token at a time,
@@ -155,7 +155,7 @@ def test_the_model_and_its_kv_cache_agree_with_the_reference(name, monkeypatch):
 
 def _loss_and_grads(model, params, seq, order, chunk=0):
   def loss(p):
-    x = model.apply(p, *sample.inputs(seq, order, V), method=model.hidden)
+    x = model.apply(p, *transformer_lib.inputs(seq, order, V), method=model.hidden)
     k = order.num_known
     targets = seq[:, k:]
     chunks = train_transformer.loss_chunks(2, targets.shape[1], V, chunk)
@@ -219,9 +219,9 @@ def test_remat_and_blockwise_attention_lower_the_planned_memory():
     model = transformer_lib.Transformer(codebook_size=V, grid=grid, width=64,
                                         depth=3, heads=2, audio_channels=8, **kw)
     params = jax.eval_shape(lambda: model.init(
-        jax.random.key(0), *sample.inputs(seq, order, V)))
+        jax.random.key(0), *transformer_lib.inputs(seq, order, V)))
     grad = jax.jit(jax.grad(lambda p: jnp.sum(model.apply(
-        p, *sample.inputs(seq, order, V), method=model.hidden))))
+        p, *transformer_lib.inputs(seq, order, V), method=model.hidden))))
     return grad.lower(params).compile().memory_analysis().temp_size_in_bytes
 
   attention.BLOCK, old = 64, attention.BLOCK

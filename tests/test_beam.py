@@ -12,8 +12,8 @@ import pytest
 import tensorflow_datasets as tfds
 
 import helpers
-from mirai_jax.data import dataset
-from mirai_jax.data import synthetic
+from mirai_jax import dataset
+from mirai_jax.build import synthetic
 
 # apache-beam is in the test extra; elsewhere (a plain install) skip.
 pytest.importorskip('apache_beam')

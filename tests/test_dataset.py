@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 import helpers
-from mirai_jax.data import clips
-from mirai_jax.data import dataset
+from mirai_jax import dataset
+from mirai_jax import video_io
+from mirai_jax.build import clips
 from mirai_jax.data import pipeline
 from mirai_jax.data import splits
-from mirai_jax.data import video_io
 
 T, STRIDE = 20, 10
 

@@ -21,11 +21,11 @@ import numpy as np
 import pytest
 
 import helpers
+from mirai_jax import checkpoint
+from mirai_jax import inference
+from mirai_jax import mesh as mesh_lib
 from mirai_jax.data import tokens as tokens_lib
-from mirai_jax.train import checkpoint
 from mirai_jax.train import loop
-from mirai_jax.train import mesh as mesh_lib
-from mirai_jax.train import transformer as train_transformer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 60
@@ -90,9 +90,9 @@ def _params(workdir):
   config = helpers.demo_config()
   for k, v in OVERRIDES.items():
     config.transformer[k] = v
-  meta = tokens_lib.read_meta(os.path.join(workdir, 'tokens'))
-  _, _, params, step = train_transformer.restore_for_inference(
-      config, workdir, meta, mesh_lib.make_mesh(1, 1))
+  records = tokens_lib.read_records(os.path.join(workdir, 'tokens'))
+  _, _, params, step = inference.load_transformer(
+      config, workdir, records, mesh_lib.make_mesh(1, 1))
   return jax.device_get(params), step
 
 

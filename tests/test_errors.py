@@ -17,11 +17,12 @@ import numpy as np
 import pytest
 
 import helpers
+from mirai_jax import checkpoint
 from mirai_jax import checks
 from mirai_jax import errors
 from mirai_jax import evaluate
 from mirai_jax import predict
-from mirai_jax.train import checkpoint
+from mirai_jax import storage
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ALL = ('data', 'preview', 'tokenizer', 'tokenize', 'transformer', 'evaluate',
@@ -149,18 +150,18 @@ def test_unwritable_and_file_folders_are_refused(tmp_path):
   afile = tmp_path / 'afile'
   afile.write_text('x')
   with pytest.raises(errors.UserError, match='is a file, not a folder'):
-    checks.writable(str(afile), '--workdir')
+    storage.writable(str(afile), '--workdir')
   with pytest.raises(errors.UserError, match=f': {afile} is a file'):
-    checks.writable(str(afile / 'below'), '--workdir')
+    storage.writable(str(afile / 'below'), '--workdir')
   with pytest.raises(errors.UserError,
                      match='cannot write in .*--config.predict.out'):
-    checks.writable(_unwritable(tmp_path), '--config.predict.out')
-  checks.writable(str(tmp_path / 'new' / 'deeper'), '--workdir')
+    storage.writable(_unwritable(tmp_path), '--config.predict.out')
+  storage.writable(str(tmp_path / 'new' / 'deeper'), '--workdir')
   assert not os.path.exists(tmp_path / 'new')  # nothing made, nothing left
   assert not [f for f in os.listdir(tmp_path) if 'probe' in f]
-  checks.writable('gs://bucket/run', '--workdir')  # left to the first write
+  storage.writable('gs://bucket/run', '--workdir')  # left to the first write
   with pytest.raises(errors.UserError, match='free: free space or give'):
-    checks.free_space(str(tmp_path), 2 ** 62, 'one transformer checkpoint',
+    storage.free_space(str(tmp_path), 2 ** 62, 'one transformer checkpoint',
                       '--workdir')
 
 

@@ -4,6 +4,8 @@ the table."""
 import numpy as np
 
 from mirai_jax import evaluate
+from mirai_jax import inference
+from mirai_jax.build import synthetic
 
 TRUTH = dict(width=320, height=240, fps='24000/1001',
              mouth_box=[[120, 90, 200, 150]] * 10)
@@ -17,19 +19,19 @@ def _spec(**kw):
 
 def test_mouth_boxes_follow_crop_pad_and_stretch():
   # crop: 320x240 -> 85x64 (x scale 85/320), 10 px cut on the left.
-  box = evaluate.mouth_boxes(TRUTH, _spec(), 0, 3)
+  box = synthetic.mouth_boxes(TRUTH, _spec(), 0, 3)
   assert box.shape == (3, 4)
   np.testing.assert_array_equal(box[0], [21, 24, 44, 40])
   # pad into 16:9: 320x240 -> 85x64 centred in 112 (13 px bars).
   np.testing.assert_array_equal(
-      evaluate.mouth_boxes(TRUTH, _spec(width=112, resize='pad'), 0, 1)[0],
+      synthetic.mouth_boxes(TRUTH, _spec(width=112, resize='pad'), 0, 1)[0],
       [44, 24, 67, 40])
   np.testing.assert_array_equal(
-      evaluate.mouth_boxes(TRUTH, _spec(resize='stretch'), 0, 1)[0],
+      synthetic.mouth_boxes(TRUTH, _spec(resize='stretch'), 0, 1)[0],
       [24, 24, 40, 40])
   # At half the source rate clip frame k is source frame 2k (clamped).
   truth = dict(TRUTH, mouth_box=[[i, 0, i + 1, 1] for i in range(0, 40, 4)])
-  got = evaluate.mouth_boxes(truth, _spec(resize='stretch', fps='12000/1001'),
+  got = synthetic.mouth_boxes(truth, _spec(resize='stretch', fps='12000/1001'),
                              2, 4)[:, 0]
   np.testing.assert_array_equal(got, np.floor(np.array([16, 24, 32, 36]) * 0.2))
 
@@ -40,7 +42,7 @@ def test_paste_unchanged_keeps_true_pixels_where_tokens_repeat():
   real = rng.integers(0, 256, (1, 4, 8, 8, 3)).astype(np.uint8)
   toks = np.zeros((1, 4, 2, 2), int)
   toks[0, 3, 1, 1] = 5  # step 3 changes its bottom-right token only
-  out = evaluate.paste_unchanged(frames, toks, real, context=2, temporal=1)
+  out = inference.paste_unchanged(frames, toks, real, context=2, temporal=1)
   last = real[0, 1] / 255.0
   np.testing.assert_array_equal(out[0, :2], frames[0, :2])  # context as given
   np.testing.assert_allclose(out[0, 2], last)
@@ -66,7 +68,7 @@ def test_paste_change_adds_the_decoded_change_to_the_true_last_frame():
   still = frames.copy()
   still[:, 3] -= 0.1  # the decoder says step 3 got 0.1 brighter everywhere
   real = rng.integers(0, 200, (2, 4, 8, 8, 3)).astype(np.uint8)
-  out = evaluate.paste_change(frames, still, real, context=2, temporal=1)
+  out = inference.paste_change(frames, still, real, context=2, temporal=1)
   last = real[:, 1] / 255.0
   np.testing.assert_array_equal(out[:, :2], frames[:, :2])
   np.testing.assert_allclose(out[:, 2], last, atol=1e-6)

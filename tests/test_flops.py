@@ -5,7 +5,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mirai_jax import sample
 from mirai_jax import tasks
 from mirai_jax.models import transformer as transformer_lib
 from mirai_jax.train import flops
@@ -31,9 +30,9 @@ def test_transformer_formula_matches_the_model_it_describes():
   order = tasks.make_order('continue', grid, context=1)
   seq = jnp.zeros((1, order.perm.size), jnp.int32)
   params = jax.eval_shape(lambda: model.init(jax.random.key(0),
-                                             *sample.inputs(seq, order, v)))
+                                             *transformer_lib.inputs(seq, order, v)))
   counted = flops.conv_flops(
-      lambda p: model.apply(p, *sample.inputs(seq, order, v)), params)
+      lambda p: model.apply(p, *transformer_lib.inputs(seq, order, v)), params)
   n = order.perm.size
   analytic = flops.transformer_flops(batch=1, tokens=n, predicted=n,
                                      width=width, depth=depth, mlp_ratio=4,

@@ -8,8 +8,8 @@ import sys
 from PIL import Image
 
 import helpers
+from mirai_jax import video_io
 from mirai_jax.data import tokens as tokens_lib
-from mirai_jax.data import video_io
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

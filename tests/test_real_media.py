@@ -7,9 +7,9 @@ import os
 import numpy as np
 import pytest
 
-from mirai_jax.data import dataset
-from mirai_jax.data import shots
-from mirai_jax.data import video_io
+from mirai_jax import dataset
+from mirai_jax import video_io
+from mirai_jax.build import shots
 
 
 @pytest.fixture(scope='module')

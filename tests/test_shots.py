@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from mirai_jax.data import cut_cases
-from mirai_jax.data import shots
-from mirai_jax.data import synthetic
-from mirai_jax.data import video_io
+from mirai_jax import video_io
+from mirai_jax.build import cut_cases
+from mirai_jax.build import shots
+from mirai_jax.build import synthetic
 
 
 def test_cuts_of_synthetic_episodes_match_ground_truth(synthetic_episodes):

@@ -9,13 +9,13 @@ import ml_collections
 import numpy as np
 import pytest
 
+from mirai_jax import checkpoint
+from mirai_jax import dataset
 from mirai_jax import errors
-from mirai_jax.data import dataset
+from mirai_jax import workdir as workdir_lib
 from mirai_jax.data import identity
 from mirai_jax.data import splits
 from mirai_jax.data import tokens
-from mirai_jax.train import checkpoint
-from mirai_jax.train import transformer as transformer_train
 
 
 def _names(rng, n):
@@ -179,9 +179,9 @@ def test_empty_split_builds_the_others_and_stops_the_stage_that_needs_it(
   summary = dataset.summary(builder)
   assert "split 'test' is EMPTY: its episode(s) broken.mp4 gave no clips" in summary
   config = _config(tokenizer__eval_batch_size=1)
-  dataset.check_splits(config, ('tokenizer',), builder)
+  workdir_lib.check_splits(config, ('tokenizer',), builder)
   with pytest.raises(errors.UserError, match="evaluate needs the 'test' split"):
-    dataset.check_splits(config, ('tokenizer', 'evaluate'), builder)
+    workdir_lib.check_splits(config, ('tokenizer', 'evaluate'), builder)
   # Another split file rebuilds the dataset (the episodes did not change).
   split_file.write_text(json.dumps({'train': ['a.mp4'], 'validation': [],
                                     'test': ['b.mp4']}))
@@ -195,11 +195,14 @@ def test_empty_split_builds_the_others_and_stops_the_stage_that_needs_it(
       episodes=folder, data_dir=str(tmp_path / 'data'),
       builder_config='64x64_t20')))
   old_tokens = dict(dataset_identity=identity.of_builder(builder),
-                    splits={'train': 1})
+                    splits={'train': 1}, grid=[1, 1, 1], codebook_size=2,
+                    clip_spec=dict(frames=20, sample_rate=16000))
+  token_dir = workdir_lib.tokens_dir(str(tmp_path))
+  tokens.write_meta(token_dir, old_tokens)
   with pytest.raises(identity.Changed,
                      match=r'moved between splits: b.mp4 \(validation -> test\)'
                      r'.*--mode=tokenize'):
-    transformer_train.check_tokens(config, str(tmp_path), old_tokens, 'TOK', ())
-  transformer_train.check_tokens(
-      config, str(tmp_path), dict(old_tokens, dataset_identity=(
-          identity.of_builder(again))), 'TOK', ())
+    workdir_lib.token_set(config, str(tmp_path))
+  tokens.write_meta(token_dir, dict(
+      old_tokens, dataset_identity=identity.of_builder(again)))
+  assert workdir_lib.token_set(config, str(tmp_path))[1].splits == {'train': 1}

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 
 import helpers
+from mirai_jax import checkpoint
+from mirai_jax import inference
 from mirai_jax import tokenize
+from mirai_jax import workdir as workdir_lib
 from mirai_jax.data import tokens
-from mirai_jax.train import checkpoint
 from mirai_jax.train import tokenizer as train_tokenizer
 
 
@@ -28,11 +30,11 @@ def _losses(workdir):
 
 
 def _params(config, workdir, built):
-  from mirai_jax.train import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
+  from mirai_jax import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
   spec = built['builder'].info.metadata['clip_spec']
-  _, params, _, step = train_tokenizer.restore_for_inference(
-      config, workdir, spec, mesh_lib.make_mesh(1, 1))
-  return jax.device_get(params), step
+  tok = inference.load_tokenizer(config, workdir, spec,
+                                 mesh_lib.make_mesh(1, 1))
+  return jax.device_get(tok.params), tok.step
 
 
 @pytest.fixture(scope='module')
@@ -124,19 +126,17 @@ def test_evaluation_and_tokenize(built, reference):
   meta = tokenize.run(config, workdir)
   assert meta['grid'] == [20, 16, 16]
   for split, info in built['builder'].info.splits.items():
-    source = tokens.TokenSource(tokenize.tokens_dir(workdir), split)
+    source = tokens.TokenSource(workdir_lib.tokens_dir(workdir), split)
     assert len(source) == info.num_examples == meta['splits'][split]
   # Tokens equal a direct encoding of the same clip; provenance rides along.
   clips = built['builder'].as_data_source(split='test')
-  source = tokens.TokenSource(tokenize.tokens_dir(workdir), 'test')
-  from mirai_jax.train import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
-  model, params, ms, _ = train_tokenizer.restore_for_inference(
-      config, workdir, spec, mesh_lib.make_mesh(1, 1))
+  source = tokens.TokenSource(workdir_lib.tokens_dir(workdir), 'test')
+  from mirai_jax import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
+  tok = inference.load_tokenizer(config, workdir, spec,
+                                 mesh_lib.make_mesh(1, 1))
   for i in (0, len(source) - 1):
     rec, clip = source[i], clips[i]
-    _, idx, _ = model.apply({'params': params, **ms},
-                            train_tokenizer.to_float(clip['video'][None]),
-                            method=type(model).encode)
+    idx = tok.encode(clip['video'][None])
     np.testing.assert_array_equal(rec['tokens'], np.asarray(idx[0]))
     np.testing.assert_array_equal(rec['audio'], clip['audio'])
     assert rec['start_frame'] == clip['start_frame']

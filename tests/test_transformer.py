@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 
 import helpers
+from mirai_jax import checkpoint
+from mirai_jax import inference
+from mirai_jax import mesh as mesh_lib
 from mirai_jax import sample
 from mirai_jax import tasks
 from mirai_jax.data import tokens as tokens_lib
 from mirai_jax.models import audio as audio_lib
 from mirai_jax.models import transformer as transformer_lib
-from mirai_jax.train import checkpoint
-from mirai_jax.train import mesh as mesh_lib
 from mirai_jax.train import transformer as train_transformer
 
 GRID = (4, 3, 3)
@@ -36,7 +37,7 @@ def _init(model, order, b=2, steps=GRID[0]):
                              jnp.full((b,), 24.0), SR, 1, steps,
                              jnp.ones((b,), bool))
     seq = jnp.zeros((b, order.perm.size), jnp.int32)
-    return m(*sample.inputs(seq, order, V), feats)
+    return m(*transformer_lib.inputs(seq, order, V), feats)
   return model.init(jax.random.key(1), method=fn)
 
 
@@ -92,7 +93,7 @@ def test_the_future_never_leaks_into_earlier_logits():
   order = tasks.make_order('continue', GRID, context=1)
   params = _init(model, order)
   seq = order.to_sequence(_tokens(2))
-  logits = lambda s: np.asarray(model.apply(params, *sample.inputs(
+  logits = lambda s: np.asarray(model.apply(params, *transformer_lib.inputs(
       jnp.asarray(s), order, V)))
   j = 20
   changed = seq.copy()
@@ -110,7 +111,7 @@ def test_the_audio_changes_the_logits_at_its_own_time_step():
   seq = jnp.asarray(order.to_sequence(_tokens(3)))
   pcm = _pcm(3)
   logits = lambda f: np.asarray(model.apply(
-      params, *sample.inputs(seq, order, V), f))
+      params, *transformer_lib.inputs(seq, order, V), f))
   base = logits(_audio(model, params, pcm))
   assert np.abs(base - logits(_audio(model, params, pcm[::-1]))).max() > 1e-3
   assert np.abs(base - logits(_audio(model, params, pcm, use=False))).max() > 1e-3
@@ -207,9 +208,9 @@ def _losses(workdir):
 
 
 def _params(config, workdir):
-  meta = tokens_lib.read_meta(os.path.join(workdir, 'tokens'))
-  _, _, params, step = train_transformer.restore_for_inference(
-      config, workdir, meta, mesh_lib.make_mesh(1, 1))
+  records = tokens_lib.read_records(os.path.join(workdir, 'tokens'))
+  _, _, params, step = inference.load_transformer(
+      config, workdir, records, mesh_lib.make_mesh(1, 1))
   return jax.device_get(params), step
 
 
@@ -259,16 +260,20 @@ def test_resume_continues_exactly(reference, tmp_path):
   jax.tree.map(np.testing.assert_array_equal, a, b)
 
 
-def _damage(step_dir, how):
-  """What a disk, a copy or a sync can do to a finished checkpoint step."""
+def _damage(step_dir, how, every=False):
+  """What a disk, a copy or a sync can do to a finished checkpoint step: to
+  its largest data file, or with `every` to all of them (inference reads
+  only the EMA parameters, which need not be in the largest)."""
   data = sorted((os.path.getsize(os.path.join(d, f)), os.path.join(d, f))
                 for d, _, fs in os.walk(os.path.join(step_dir, 'state'))
                 for f in fs if os.sep + 'd' + os.sep in os.path.join(d, f))
-  if how == 'missing_data_file':
-    os.remove(data[-1][1])
-  elif how == 'truncated_data_file':
-    with open(data[-1][1], 'r+b') as f:
-      f.truncate(data[-1][0] // 2)
+  if how in ('missing_data_file', 'truncated_data_file'):
+    for size, path in data if every else data[-1:]:
+      if how == 'missing_data_file':
+        os.remove(path)
+      else:
+        with open(path, 'r+b') as f:
+          f.truncate(size // 2)
   elif how == 'empty_metadata':
     open(os.path.join(step_dir, 'state', '_METADATA'), 'w').close()
   elif how == 'empty_step_folder':
@@ -286,7 +291,7 @@ def test_inference_walks_back_past_a_damaged_step_and_moves_nothing(
     workdir = str(tmp_path / how)
     shutil.copytree(reference[0], workdir)
     step_dir = os.path.join(workdir, 'transformer', 'checkpoints', '6')
-    _damage(step_dir, how)
+    _damage(step_dir, how, every=True)
     assert _params(_config(), workdir)[1] == 3, how
     out = capsys.readouterr().out
     assert 'step 6 in' in out and 'does not restore' in out, (how, out)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import helpers
-from mirai_jax.data import video_io
+from mirai_jax import video_io
 
 
 @pytest.mark.parametrize('fps', ['24000/1001', '30000/1001', '25', '5981/100'])

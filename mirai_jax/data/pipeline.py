@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from mirai_jax import storage
+from mirai_jax import video_io
 
 DATA_AXIS = 'data'
 
@@ -31,13 +32,13 @@ def dataset_builder(data_dir: str, name: str = 'anime_clips/64x64_t20'
                     ) -> tfds.core.DatasetBuilder:
   """The built dataset `name` ('anime_clips/<config>') under `data_dir`.
 
-  A dataset at a URL (gs://) is read from a local mirror (storage.py):
-  array_record opens local files only.
+  Read from its files (dataset_info.json names the features), so reading
+  needs no import of the builder. A dataset at a URL (gs://) is read from a
+  local mirror (storage.py): array_record opens local files only.
   """
-  import tfds_builders.anime_clips  # pylint: disable=g-import-not-at-top,unused-import  # registers it
   data_dir = storage.expand(data_dir)
-  builder = tfds.builder(name, data_dir=data_dir)
-  if not builder.is_prepared():
+  builder = built(data_dir, name)
+  if builder is None:
     raise FileNotFoundError(
         f'dataset {name} is not built under {data_dir}; build it with\n'
         f'  python -m mirai_jax.prepare --manual_dir=EPISODES '
@@ -47,6 +48,24 @@ def dataset_builder(data_dir: str, name: str = 'anime_clips/64x64_t20'
     storage.local_copy(os.fspath(builder.data_dir))
     builder = tfds.builder(name, data_dir=storage.cache_path(data_dir))
   return builder
+
+
+def built(data_dir: str, name: str) -> Optional[tfds.core.DatasetBuilder]:
+  """The dataset `name` under `data_dir` if it is built, else None (reads
+  only its dataset_info.json: nothing is mirrored from a bucket)."""
+  try:
+    builder = tfds.builder(name, data_dir=storage.expand(data_dir))
+  except tfds.core.registered.DatasetNotFoundError:
+    return None  # not registered in this process, and no files
+  return builder if builder.is_prepared() else None
+
+
+def audio_samples(frames: int, sample_rate: int,
+                  fps: float = video_io.FILM_RATE) -> int:
+  """Audio samples every clip of `frames` frames is cut or padded to: the
+  length at `fps`, the slowest frame rate the data has (a clip of a slower
+  source is longer in seconds, so its sound is longer too)."""
+  return math.ceil(frames * sample_rate / fps)
 
 
 def fit_audio(audio, length: int) -> np.ndarray:
@@ -91,8 +110,8 @@ def audio_len_of(builder: tfds.core.DatasetBuilder,
   frames, rate = spec.get('frames', 20), spec.get('sample_rate', 16000)
   if fps is None:
     rates = [_fraction(r['fps']) for r in meta.get('episodes', [])]
-    fps = min(rates) if rates else 24000 / 1001
-  return math.ceil(frames * rate / fps)
+    fps = min(rates) if rates else video_io.FILM_RATE
+  return audio_samples(frames, rate, fps)
 
 
 def _fraction(text: str) -> float:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import glob
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -112,6 +111,48 @@ class Writer:
       os.replace(self._tmp, self.path)
 
 
+@dataclasses.dataclass(frozen=True)
+class Records:
+  """What a set of token records holds: its meta.json, typed.
+
+  `audio_len` (samples per clip every batch is cut or padded to) is
+  computed here, once, when meta.json does not say it.
+  """
+  grid: tuple[int, int, int]  # (latent steps, h, w) of one clip
+  codebook_size: int
+  clip_spec: dict[str, Any]  # the dataset's build/clips.ClipSpec
+  temporal: int = 1  # pixel frames per latent step
+  audio_len: int = 0
+  tokenizer_step: Optional[int] = None
+  splits: dict[str, int] = dataclasses.field(default_factory=dict)
+  processes: Optional[int] = None
+  dataset: str = ''
+  dataset_identity: Optional[dict[str, Any]] = None
+
+  def __post_init__(self):
+    object.__setattr__(self, 'grid', tuple(int(x) for x in self.grid))
+    if not self.audio_len:
+      object.__setattr__(self, 'audio_len', pipeline.audio_samples(
+          self.clip_spec['frames'], self.clip_spec['sample_rate']))
+
+  @property
+  def sample_rate(self) -> int:
+    return int(self.clip_spec['sample_rate'])
+
+  @classmethod
+  def from_meta(cls, meta: dict[str, Any]) -> 'Records':
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in meta.items() if k in names})
+
+  def to_meta(self) -> dict[str, Any]:
+    return dict(dataclasses.asdict(self), grid=list(self.grid))
+
+
+def read_records(directory: str) -> Records:
+  """The typed description of the token set in use under `directory`."""
+  return Records.from_meta(read_meta(directory))
+
+
 def write_meta(directory: str, meta: dict) -> None:
   storage.write_text(os.path.join(directory, META), json.dumps(meta, indent=1))
 
@@ -167,14 +208,6 @@ class ToArrays(grain.transforms.Map):
                                float(record['fps_den'])))
 
 
-def audio_len(meta: dict) -> int:
-  """Samples per clip that every batch is cut or padded to."""
-  if 'audio_len' in meta:
-    return int(meta['audio_len'])
-  spec = meta['clip_spec']
-  return math.ceil(spec['frames'] * spec['sample_rate'] / (24000 / 1001))
-
-
 def make_loader(directory: str, split: str, *, global_batch_size: int,
                 seed: int = 0, shuffle: bool = True,
                 num_epochs: Optional[int] = None, start: int = 0,
@@ -183,6 +216,7 @@ def make_loader(directory: str, split: str, *, global_batch_size: int,
   token records of a split (see pipeline.process_batches)."""
   source = TokenSource(directory, split)
   return pipeline.process_batches(
-      source, ToArrays(audio_len(source.meta)),
+      source, ToArrays(source.meta.get('audio_len') or
+                       Records.from_meta(source.meta).audio_len),
       global_batch_size=global_batch_size, seed=seed, shuffle=shuffle,
       num_epochs=num_epochs, start=start, worker_count=worker_count)

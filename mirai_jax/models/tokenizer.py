@@ -395,3 +395,13 @@ class Tokenizer(nn.Module):
   def __call__(self, video, train: bool = False):
     zq, idx, aux = self.encode(video, train)
     return self.decode(zq), idx, aux
+
+
+def to_float(video: jax.Array) -> jax.Array:
+  """uint8 [0, 255] -> float32 [-1, 1]: what the tokenizer reads."""
+  return video.astype(jnp.float32) / 127.5 - 1.0
+
+
+def to_unit(video: jax.Array) -> jax.Array:
+  """The tokenizer's [-1, 1] output -> [0, 1] pixels."""
+  return jnp.clip((video + 1.0) / 2.0, 0.0, 1.0)

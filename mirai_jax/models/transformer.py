@@ -22,6 +22,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from mirai_jax.models import attention as attention_lib
 from mirai_jax.models import audio as audio_lib
@@ -110,7 +111,7 @@ class Transformer(nn.Module):
   `prev_pos` / `pos` (L, 3) (time, row, col) of the previous and the target
   position of each input, `above` (B, L) the token at each target's place one
   step earlier when it is already read (else codebook_size), and `audio`
-  (B, T, D) features or None (see sample.inputs).
+  (B, T, D) features or None (see `inputs`).
   """
   codebook_size: int
   grid: tuple[int, int, int]  # (T, H, W) of the clip's token grid
@@ -223,3 +224,15 @@ def split_layers(params):
   depth = jax.tree.leaves(blocks)[0].shape[0]
   return {'params': rest}, [jax.tree.map(lambda a, i=i: a[i], blocks)
                             for i in range(depth)]
+
+
+def inputs(seq: jax.Array, order, bos: int):
+  """The model inputs of a full sequence in `order` (a tasks.Order): (prev
+  tokens, prev pos, target pos, the token one step above each target or
+  `bos` where none is read yet)."""
+  coords = jnp.asarray(order.coords)
+  prev = jnp.concatenate([jnp.full_like(seq[:, :1], bos), seq[:, :-1]], 1)
+  prev_pos = jnp.concatenate([jnp.zeros_like(coords[:1]), coords[:-1]], 0)
+  idx = order.above_index
+  above = jnp.where(idx >= 0, seq[:, np.maximum(idx, 0)], bos)
+  return prev, prev_pos, coords, above

@@ -1,0 +1,2 @@
+"""Training: the two training stages (tokenizer.py, transformer.py) and the
+machinery only they use (loop, optim, metrics, flops)."""

@@ -1,10 +1,12 @@
 """The train loop every stage shares: steps, logging, checkpoints, evals.
 
-A stage builds its mesh, input, model, update step and evaluation, then
-hands them to `run`, which resumes from the latest checkpoint (same batches,
-same losses as if never stopped, walking back past damaged checkpoints),
-stops loudly on a NaN/inf step, and on SIGTERM (a preemption notice) or
-Ctrl-C saves at the next step boundary and exits.
+A stage builds its mesh, input, model and update step; `start` lays the
+state out over the mesh and resumes it from the latest checkpoint (same
+batches, same losses as if never stopped, walking back past damaged
+checkpoints) and `jit_update` compiles the step for that layout. `run` then
+steps, logs, checkpoints and evaluates, stops loudly on a NaN/inf step, and
+on SIGTERM (a preemption notice) or Ctrl-C saves at the next step boundary
+and exits.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from absl import logging
 import jax
 from jax.experimental import multihost_utils
 
+from mirai_jax import checkpoint
+from mirai_jax import mesh as mesh_lib
+from mirai_jax import workdir as workdir_lib
 from mirai_jax.data import pipeline
-from mirai_jax.train import checkpoint
 
 # The conventional exit statuses of a process ended by SIGTERM and by Ctrl-C
 # (SIGINT): schedulers and retry loops read 143 as "preempted", not as
@@ -89,6 +93,28 @@ def _flat(tree: dict, prefix: str = '') -> dict:
   return out
 
 
+def start(name: str, config, workdir: str, make_state: Callable, mesh,
+          dataset: Optional[dict] = None):
+  """(state, first step, checkpoints, state shardings) of stage `name`:
+  the state laid out over `mesh` (mesh.param_shardings), restored from
+  <workdir>/<name>/checkpoints or made by `make_state(rng)` at step 0."""
+  abstract = jax.eval_shape(make_state, jax.random.key(0))
+  shardings = mesh_lib.param_shardings(abstract, mesh)
+  ckpt = checkpoint.Checkpoints(workdir_lib.checkpoint_dir(workdir, name),
+                                config[name].keep)
+  state, step = restore_or_init(
+      name, config, ckpt, abstract, shardings,
+      jax.jit(make_state, out_shardings=shardings), dataset=dataset)
+  return state, step, ckpt, shardings
+
+
+def jit_update(update: Callable, shardings, mesh) -> Callable:
+  """`update` compiled for the mesh: the state (donated) stays laid out as
+  `shardings`, the metrics come back replicated."""
+  return jax.jit(update, donate_argnums=0,
+                 out_shardings=(shardings, mesh_lib.replicated(mesh)))
+
+
 def restore_or_init(name: str, config, ckpt: checkpoint.Checkpoints,
                     abstract_state, shardings, make_state: Callable,
                     dataset: Optional[dict] = None):
@@ -134,11 +160,11 @@ def restore_or_init(name: str, config, ckpt: checkpoint.Checkpoints,
                              label=name, check=check, set_aside=True)
 
 
-def run(name: str, cfg, config, *, state, start: int, update: Callable,
+def run(name: str, config, *, state, start: int, update: Callable,
         data_iter, mesh, ckpt: checkpoint.Checkpoints, writer,
         evaluate: Callable[[int, Any], dict], show: tuple[str, ...],
         dataset: Optional[dict] = None) -> dict:
-  """Steps start+1..cfg.steps of `update` on batches of `data_iter`.
+  """Steps start+1..config.<name>.steps of `update` on batches of `data_iter`.
 
   Logs every cfg.log_every steps (the `show` metrics on the progress line),
   checkpoints every cfg.checkpoint_every, calls evaluate(step, state) every
@@ -147,6 +173,7 @@ def run(name: str, cfg, config, *, state, start: int, update: Callable,
   keeps `dataset`, the identity of the data it trained on. Closes `ckpt`
   and `writer`.
   """
+  cfg = config[name]
 
   def check_finite(step):
     if int(state.nonfinite):

@@ -12,7 +12,7 @@ import dataclasses
 import itertools
 import json
 import os
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from absl import logging
 import dm_pix as pix
@@ -22,16 +22,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from mirai_jax import mesh as mesh_lib
 from mirai_jax import storage
-from mirai_jax.data import dataset
+from mirai_jax import workdir as workdir_lib
 from mirai_jax.data import identity
 from mirai_jax.data import pipeline
 from mirai_jax.models import discriminators
+from mirai_jax.models import from_config
 from mirai_jax.models import perceptual
 from mirai_jax.models import tokenizer as tokenizer_lib
-from mirai_jax.train import checkpoint
 from mirai_jax.train import loop
-from mirai_jax.train import mesh as mesh_lib
 from mirai_jax.train import metrics as metrics_lib
 from mirai_jax.train import optim
 
@@ -49,20 +49,6 @@ class State:
   nonfinite: jax.Array  # steps whose loss or gradients were not finite
 
 
-def make_model(cfg) -> tokenizer_lib.Tokenizer:
-  """The tokenizer described by config.tokenizer (shared with tokenize/predict)."""
-  t = cfg.tokenizer
-  return tokenizer_lib.Tokenizer(
-      channels=tuple(t.channels), num_res_blocks=t.num_res_blocks,
-      patch=t.patch, spatial=t.spatial, temporal=t.temporal,
-      temporal_kernel=t.temporal_kernel, norm=t.norm,
-      quantizer=t.quantizer, fsq_levels=tuple(t.fsq_levels),
-      vq_codes=t.vq_codes, vq_dim=t.vq_dim, vq_commitment=t.vq_commitment,
-      dtype=jnp.bfloat16 if t.mixed_precision else jnp.float32,
-      remat=t.get('remat', 'none'), conv=t.get('conv', '3d'),
-      layout=t.get('layout', 'uniform'))
-
-
 @dataclasses.dataclass
 class Parts:
   model: tokenizer_lib.Tokenizer
@@ -77,7 +63,7 @@ class Parts:
 def setup(config, spec: dict, frames: int) -> Parts:
   """Model, optimisers and the state initialiser (also used to restore)."""
   cfg = config.tokenizer
-  model = make_model(config)
+  model = from_config.tokenizer(config)
   tx = optim.optimizer(cfg)
   adversarial = cfg.loss.adversarial_weight > 0
   disc = discriminators.PatchDiscriminator(tuple(cfg.loss.disc_channels))
@@ -116,7 +102,7 @@ def make_update(cfg, parts: Parts, frames: int, seed: int):
   def update(state: State, batch: dict) -> tuple[State, dict]:
     rng = jax.random.fold_in(base_rng, state.step)
     r_crop, r_restart = jax.random.split(rng)
-    video = to_float(batch['video'])
+    video = tokenizer_lib.to_float(batch['video'])
     if frames < video.shape[1]:  # a random window of the clip, same for all
       start = jax.random.randint(r_crop, (), 0, video.shape[1] - frames + 1)
       start = start // cfg.temporal * cfg.temporal
@@ -134,7 +120,7 @@ def make_update(cfg, parts: Parts, frames: int, seed: int):
       terms = dict(recon=rec, commitment=aux['commitment'],
                    perplexity=aux['perplexity'], usage=aux['usage'])
       if net is not None:
-        flat = lambda v: to_unit(v).reshape(-1, *v.shape[2:])
+        flat = lambda v: tokenizer_lib.to_unit(v).reshape(-1, *v.shape[2:])
         terms['perceptual'] = perceptual.distance(net, flat(recon), flat(video))
         total += cfg.loss.perceptual_weight * terms['perceptual']
       if adversarial:
@@ -182,44 +168,10 @@ def make_update(cfg, parts: Parts, frames: int, seed: int):
   return update
 
 
-def restore_for_inference(config, workdir: str, spec: dict, mesh,
-                          data_identity: Optional[dict] = None):
-  """(model, EMA params, model state, step) of the newest tokenizer
-  checkpoint that restores; identity.Changed when it was trained on another
-  dataset than `data_identity`."""
-  frames = config.tokenizer.train_frames or spec['frames']
-  parts = setup(config, spec, frames)
-  abstract = jax.eval_shape(parts.make_state, jax.random.key(0))
-  ckpt = checkpoint.Checkpoints(os.path.join(workdir_of(workdir), 'checkpoints'))
-  state, step = ckpt.restore_for_inference(
-      checkpoint.abstract(abstract, mesh_lib.param_shardings(abstract, mesh)),
-      label='tokenizer', dataset=data_identity,
-      fix='Its tokens could let the transformer see test episodes through the '
-      'tokenizer. Retrain the tokenizer in a new --workdir, or put the '
-      'episode folder (or split file) back as it was.')
-  return parts.model, state.ema_params, state.model_state, step
-
-
-def to_float(video: jax.Array) -> jax.Array:
-  """uint8 [0, 255] -> float32 [-1, 1]."""
-  return video.astype(jnp.float32) / 127.5 - 1.0
-
-
-def to_unit(video: jax.Array) -> jax.Array:
-  return jnp.clip((video + 1.0) / 2.0, 0.0, 1.0)
-
-
-def workdir_of(workdir: str) -> str:
-  return os.path.join(workdir, 'tokenizer')
-
-
 def train_and_evaluate(config, workdir: str) -> dict:
   cfg = config.tokenizer
-  out = workdir_of(workdir)
-  _, data_dir = dataset.data_paths(config, workdir)
-  builder = pipeline.dataset_builder(
-      data_dir, f'anime_clips/{config.data.builder_config}')
-  dataset.check_splits(config, ('tokenizer',), builder)
+  out = workdir_lib.stage_dir(workdir, 'tokenizer')
+  builder = workdir_lib.open_dataset(config, workdir, ('tokenizer',))
   data_identity = identity.of_builder(builder)
   spec = builder.info.metadata['clip_spec']
   frames = cfg.train_frames or spec['frames']
@@ -229,7 +181,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
                      f'tokenizer.temporal={cfg.temporal}')
 
   # ---------------------------------------------------------------- Mesh
-  mesh = mesh_lib.make_mesh(config.mesh.fsdp, config.mesh.devices)
+  mesh = workdir_lib.make_mesh(config)
   if cfg.batch_size % mesh.size:
     raise ValueError(f'config.tokenizer.batch_size={cfg.batch_size} does not '
                      f'divide over {mesh.size} devices')
@@ -242,23 +194,15 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
   # ---------------------------------------------- Model & optimiser
   parts = setup(config, spec, frames)
-  model, make_state = parts.model, parts.make_state
+  model = parts.model
 
-  # --------------------------------------------------- Shard & transfer
-  abstract_state = jax.eval_shape(make_state, jax.random.key(0))
-  state_sharding = mesh_lib.param_shardings(abstract_state, mesh)
-  make_state = jax.jit(make_state, out_shardings=state_sharding)
+  # ------------------------------------ Shard, then restore or initialise
+  state, start, ckpt, state_sharding = loop.start(
+      'tokenizer', config, workdir, parts.make_state, mesh, data_identity)
 
   # -------------------------------------------------------- Update step
-  update = jax.jit(make_update(cfg, parts, frames, config.seed),
-                   donate_argnums=0,
-                   out_shardings=(state_sharding, mesh_lib.replicated(mesh)))
-
-  # -------------------------------------------------- Load checkpoint
-  ckpt = checkpoint.Checkpoints(os.path.join(out, 'checkpoints'), cfg.keep)
-  state, start = loop.restore_or_init('tokenizer', config, ckpt,
-                                      abstract_state, state_sharding, make_state,
-                                      dataset=data_identity)
+  update = loop.jit_update(make_update(cfg, parts, frames, config.seed),
+                           state_sharding, mesh)
   writer = metrics_lib.Writer(out, cfg.steps, 'tokenizer')
   n_params = sum(x.size for x in jax.tree.leaves(state.params))
   logging.info('tokenizer: %.2fM parameters, codebook %d, mesh %s, start step %d',
@@ -282,32 +226,27 @@ def train_and_evaluate(config, workdir: str) -> dict:
     return result
 
   # -------------------------------------------------------- Train loop
-  return loop.run('tokenizer', cfg, config, state=state, start=start,
+  return loop.run('tokenizer', config, state=state, start=start,
                   update=update, data_iter=train_batches(start), mesh=mesh,
                   ckpt=ckpt, writer=writer, evaluate=evaluate,
                   show=('loss', 'recon', 'perplexity'), dataset=data_identity)
-
-
-def eval_batch_size(cfg, mesh) -> int:
-  """cfg.eval_batch_size rounded down to a multiple of the devices (at least one each)."""
-  return max(mesh.size, cfg.eval_batch_size // mesh.size * mesh.size)
 
 
 def evaluate_tokenizer(config, model, builder, mesh, params, model_state,
                        split: str = 'validation') -> dict:
   """PSNR/SSIM per frame position (dm-pix) and codebook use on `split`."""
   cfg = config.tokenizer
-  batch_size = eval_batch_size(cfg, mesh)
+  batch_size = mesh_lib.round_batch(cfg.eval_batch_size, mesh)
   loader = pipeline.make_loader(builder, split, global_batch_size=batch_size,
                                 shuffle=False, num_epochs=1)
   recon_fn = jax.jit(lambda p, ms, v: model.apply({'params': p, **ms},
-                                                  to_float(v)))
+                                                  tokenizer_lib.to_float(v)))
   psnr, ssim, counts, image = [], [], None, None
   for local in itertools.islice(loader, cfg.eval_batches):
     batch = pipeline.to_global(local, mesh)
     recon, idx, _ = recon_fn(params, model_state, batch['video'])
     real = batch['video'].astype(jnp.float32) / 255.0
-    fake = to_unit(recon)
+    fake = tokenizer_lib.to_unit(recon)
     b, t = real.shape[:2]
     flat = lambda v: v.reshape(b * t, *v.shape[2:])
     psnr.append(np.asarray(pix.psnr(flat(real), flat(fake))).reshape(b, t))

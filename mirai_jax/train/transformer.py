@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
-from typing import Any, Optional
+from typing import Any
 
 import flax
 import jax
@@ -24,20 +24,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from mirai_jax import sample
 from mirai_jax import storage
-from mirai_jax import tasks
-from mirai_jax import tokenize
-from mirai_jax.data import dataset
-from mirai_jax.data import identity
+from mirai_jax import workdir as workdir_lib
 from mirai_jax.data import pipeline
-from mirai_jax.data import splits
 from mirai_jax.data import tokens as tokens_lib
-from mirai_jax.models import attention as attention_lib
+from mirai_jax.models import from_config
 from mirai_jax.models import transformer as transformer_lib
-from mirai_jax.train import checkpoint
 from mirai_jax.train import loop
-from mirai_jax.train import mesh as mesh_lib
 from mirai_jax.train import metrics as metrics_lib
 from mirai_jax.train import optim
 
@@ -51,63 +44,11 @@ class State:
   nonfinite: jax.Array  # steps whose loss or gradients were not finite
 
 
-def workdir_of(workdir: str) -> str:
-  return os.path.join(workdir, 'transformer')
-
-
-def meta_from_config(config) -> dict:
-  """The token-record description `tokenize` would write for this config
-  (grid, codebook, clip spec), for benchmarks that need no dataset."""
-  import dataclasses  # pylint: disable=g-import-not-at-top
-  from tfds_builders.anime_clips import CONFIGS  # pylint: disable=g-import-not-at-top
-  spec = {c.name: c.clip for c in CONFIGS}[config.data.builder_config]
-  t = config.tokenizer
-  codes = (int(np.prod(t.fsq_levels)) if t.quantizer == 'fsq' else t.vq_codes)
-  rate = 24000 / 1001
-  return dict(grid=[spec.frames // t.temporal, spec.height // t.spatial,
-                    spec.width // t.spatial], codebook_size=codes,
-              clip_spec=dataclasses.asdict(spec), temporal=t.temporal,
-              audio_len=int(np.ceil(spec.frames * spec.sample_rate / rate)))
-
-
-def make_model(config, meta: dict) -> transformer_lib.Transformer:
-  cfg = config.transformer
-  _, h, w = meta['grid']
-  dtype = jnp.bfloat16 if cfg.mixed_precision else jnp.float32
-  return transformer_lib.Transformer(
-      codebook_size=meta['codebook_size'], grid=(cfg.frames, h, w),
-      width=cfg.width, depth=cfg.depth, heads=cfg.heads,
-      mlp_ratio=cfg.mlp_ratio, dropout=cfg.dropout,
-      audio_channels=cfg.audio_channels, audio_layers=cfg.audio_layers,
-      dtype=dtype, remat=cfg.get('remat', 'none'),
-      attention=attention_lib.resolve(
-          cfg.get('attention', 'auto'), dtype=dtype,
-          head_dim=cfg.width // cfg.heads, length=cfg.frames * h * w))
-
-
-def make_order(config, meta: dict) -> tasks.Order:
-  cfg = config.transformer
-  _, h, w = meta['grid']
-  return tasks.make_order(cfg.task, (cfg.frames, h, w), cfg.context)
-
-
-def check(config, meta: dict) -> None:
-  """Config errors that would otherwise surface deep inside a jit trace."""
-  cfg = config.transformer
-  clip_steps = meta['grid'][0]
-  if not 0 < cfg.frames <= clip_steps:
-    raise ValueError(f'config.transformer.frames={cfg.frames} must be 1..'
-                     f'{clip_steps}, the latent steps of a tokenized clip')
-  if cfg.width % cfg.heads:
-    raise ValueError(f'config.transformer.width={cfg.width} must be a multiple '
-                     f'of transformer.heads={cfg.heads}')
-
-
-def audio_features(model, params, batch, meta, use_audio):
+def audio_features(model, params, batch, records: tokens_lib.Records,
+                   use_audio):
   """(B, clip latent steps, width) features of each clip's whole soundtrack."""
-  spec = meta['clip_spec']
-  return model.apply(params, batch['audio'], batch['fps'], spec['sample_rate'],
-                     meta.get('temporal', 1), meta['grid'][0], use_audio,
+  return model.apply(params, batch['audio'], batch['fps'], records.sample_rate,
+                     records.temporal, records.grid[0], use_audio,
                      method=model.audio_features)
 
 
@@ -162,7 +103,7 @@ def cross_entropy(model, params, x, targets, chunks: int):
   return ce, right
 
 
-def loss_fn(model, params, batch, meta, order, starts, use_audio, *,
+def loss_fn(model, params, batch, records, order, starts, use_audio, *,
             train=False, rng=None, shuffle_audio=False, chunk: int = 0):
   """Mean cross-entropy and accuracy over the unknown tokens of the windows.
 
@@ -170,11 +111,12 @@ def loss_fn(model, params, batch, meta, order, starts, use_audio, *,
   known context needs no logits), in chunks (`loss_chunks`).
   """
   frames = model.grid[0]
-  feats = audio_features(model, params, batch, meta, use_audio)
+  feats = audio_features(model, params, batch, records, use_audio)
   if shuffle_audio:  # each clip gets the soundtrack of another clip
     feats = jnp.roll(feats, feats.shape[0] // 2, axis=0)
   seq = order.to_sequence(window(batch['tokens'], starts, frames))
-  x = model.apply(params, *sample.inputs(seq, order, model.codebook_size),
+  x = model.apply(params, *transformer_lib.inputs(seq, order,
+                                                  model.codebook_size),
                   window(feats, starts, frames), train=train,
                   rngs={'dropout': rng} if train else None, method=model.hidden)
   k = order.num_known
@@ -185,28 +127,17 @@ def loss_fn(model, params, batch, meta, order, starts, use_audio, *,
   return ce / n, right / n
 
 
-def setup(config, meta: dict):
-  """(model, order, optimiser, make_state), also used to restore."""
-  cfg = config.transformer
-  check(config, meta)
-  model = make_model(config, meta)
-  order = make_order(config, meta)
-  tx = optim.optimizer(cfg)
-  clip_steps, h, w = meta['grid']
-  n_audio = tokens_lib.audio_len(meta)
-
-  def init(module):
-    b = 1
-    feats = module.audio_features(
-        jnp.zeros((b, n_audio), jnp.int16), jnp.full((b,), 24.0),
-        meta['clip_spec']['sample_rate'], meta.get('temporal', 1), clip_steps,
-        jnp.ones((b,), bool))
-    seq = jnp.zeros((b, order.perm.size), jnp.int32)
-    return module(*sample.inputs(seq, order, module.codebook_size),
-                  feats[:, :cfg.frames])
+def setup(config, records: tokens_lib.Records):
+  """(model, order, optimiser, make_state)."""
+  model = from_config.transformer(config, records.grid, records.codebook_size)
+  order = from_config.order(config, records.grid)
+  tx = optim.optimizer(config.transformer)
 
   def make_state(rng):
-    params = model.init(rng, method=init)
+    params = from_config.init_transformer(
+        model, order, rng, audio_len=records.audio_len,
+        sample_rate=records.sample_rate, temporal=records.temporal,
+        clip_steps=records.grid[0])
     return State(step=jnp.zeros((), jnp.int32), params=params,
                  opt_state=tx.init(params), ema_params=params,
                  nonfinite=jnp.zeros((), jnp.int32))
@@ -214,10 +145,10 @@ def setup(config, meta: dict):
   return model, order, tx, make_state
 
 
-def make_update(config, model, order, tx, meta):
+def make_update(config, model, order, tx, records: tokens_lib.Records):
   cfg = config.transformer
   base_rng = jax.random.key(config.seed)
-  clip_steps = meta['grid'][0]
+  clip_steps = records.grid[0]
 
   def update(state: State, batch: dict) -> tuple[State, dict]:
     rng = jax.random.fold_in(base_rng, state.step)
@@ -227,7 +158,7 @@ def make_update(config, model, order, tx, meta):
     use_audio = batch['has_audio'] & (
         jax.random.uniform(r_audio, (b,)) >= cfg.audio_dropout)
     (loss, acc), grads = jax.value_and_grad(
-        lambda p: loss_fn(model, p, batch, meta, order, starts, use_audio,
+        lambda p: loss_fn(model, p, batch, records, order, starts, use_audio,
                           train=True, rng=r_drop,
                           chunk=cfg.get('loss_chunk', 0)),
         has_aux=True)(state.params)
@@ -248,50 +179,16 @@ def make_update(config, model, order, tx, meta):
   return update
 
 
-def check_tokens(config, workdir: str, meta: dict, token_dir: str,
-                 stages: tuple[str, ...]) -> Optional[dict]:
-  """The dataset identity of the token records, once they are known to be
-  of the dataset built now and to hold the splits `stages` read."""
-  recorded = meta.get('dataset_identity')
-  identity.require_same(
-      recorded, dataset.current_identity(config, workdir),
-      what=f'the token records in {token_dir}',
-      fix='Make them again from the current dataset: --mode=tokenize.')
-  splits.check(config, stages, meta.get('splits', {}),
-               f'the token records in {token_dir}',
-               '. Assign episodes to it (--config.data.split_file), rebuild '
-               'the dataset and tokenize again')
-  return recorded
-
-
-def restore_for_inference(config, workdir: str, meta: dict, mesh):
-  """(model, order, EMA params, step) of the newest transformer checkpoint
-  that restores; identity.Changed when it was trained on other token records
-  (another dataset) than `meta`'s."""
-  model, order, _, make_state = setup(config, meta)
-  abstract = jax.eval_shape(make_state, jax.random.key(0))
-  ckpt = checkpoint.Checkpoints(os.path.join(workdir_of(workdir), 'checkpoints'))
-  state, step = ckpt.restore_for_inference(
-      checkpoint.abstract(abstract, mesh_lib.param_shardings(abstract, mesh)),
-      label='transformer', dataset=meta.get('dataset_identity'),
-      fix='It may have trained on the episodes it would now be tested on. '
-      'Train it again in a new --workdir, or put the episode folder (or '
-      'split file) back as it was.')
-  return model, order, state.ema_params, step
-
-
 def train_and_evaluate(config, workdir: str) -> dict:
   cfg = config.transformer
-  out = workdir_of(workdir)
+  out = workdir_lib.stage_dir(workdir, 'transformer')
   # One set of token records for the whole run, even if tokenize swaps in
   # a new one meanwhile.
-  token_dir = tokens_lib.current(tokenize.tokens_dir(workdir))
-  meta = tokens_lib.read_meta(token_dir)
-  data_identity = check_tokens(config, workdir, meta, token_dir,
-                               ('transformer',))
+  token_dir, records = workdir_lib.token_set(config, workdir, ('transformer',))
+  data_identity = records.dataset_identity
 
   # ---------------------------------------------------------------- Mesh
-  mesh = mesh_lib.make_mesh(config.mesh.fsdp, config.mesh.devices)
+  mesh = workdir_lib.make_mesh(config)
   for name in ('batch_size', 'eval_batch_size'):
     if getattr(cfg, name) % mesh.size:
       raise ValueError(f'config.transformer.{name}={getattr(cfg, name)} does '
@@ -304,23 +201,15 @@ def train_and_evaluate(config, workdir: str) -> dict:
       worker_count=config.input.worker_count, start=start))
 
   # ---------------------------------------------- Model & optimiser
-  model, order, tx, make_state = setup(config, meta)
+  model, order, tx, make_state = setup(config, records)
 
-  # --------------------------------------------------- Shard & transfer
-  abstract_state = jax.eval_shape(make_state, jax.random.key(0))
-  state_sharding = mesh_lib.param_shardings(abstract_state, mesh)
-  make_state = jax.jit(make_state, out_shardings=state_sharding)
+  # ------------------------------------ Shard, then restore or initialise
+  state, start, ckpt, state_sharding = loop.start(
+      'transformer', config, workdir, make_state, mesh, data_identity)
 
   # -------------------------------------------------------- Update step
-  update = jax.jit(make_update(config, model, order, tx, meta),
-                   donate_argnums=0,
-                   out_shardings=(state_sharding, mesh_lib.replicated(mesh)))
-
-  # -------------------------------------------------- Load checkpoint
-  ckpt = checkpoint.Checkpoints(os.path.join(out, 'checkpoints'), cfg.keep)
-  state, start = loop.restore_or_init('transformer', config, ckpt,
-                                      abstract_state, state_sharding, make_state,
-                                      dataset=data_identity)
+  update = loop.jit_update(make_update(config, model, order, tx, records),
+                           state_sharding, mesh)
   writer = metrics_lib.Writer(out, cfg.steps, 'transformer')
   n_params = sum(x.size for x in jax.tree.leaves(state.params))
   if jax.process_index() == 0:
@@ -335,7 +224,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
   def val_losses(params, batch):
     starts = jnp.zeros(batch['tokens'].shape[0], jnp.int32)
     on, off = batch['has_audio'], jnp.zeros_like(batch['has_audio'])
-    run = lambda **kw: loss_fn(model, params, batch, meta, order, starts, **kw)
+    run = lambda **kw: loss_fn(model, params, batch, records, order, starts,
+                               **kw)
     return dict(zip(('loss', 'accuracy'), run(use_audio=on)),
                 loss_mismatched_audio=run(use_audio=on, shuffle_audio=True)[0],
                 loss_no_audio=run(use_audio=off)[0])
@@ -363,7 +253,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
     return result
 
   # -------------------------------------------------------- Train loop
-  return loop.run('transformer', cfg, config, state=state, start=start,
+  return loop.run('transformer', config, state=state, start=start,
                   update=update, data_iter=train_batches(start), mesh=mesh,
                   ckpt=ckpt, writer=writer, evaluate=validate,
                   show=('loss', 'accuracy'), dataset=data_identity)

@@ -3,5 +3,3 @@
 from tfds_builders.anime_clips.anime_clips_dataset_builder import AnimeClipsConfig
 from tfds_builders.anime_clips.anime_clips_dataset_builder import Builder
 from tfds_builders.anime_clips.anime_clips_dataset_builder import CONFIGS
-from tfds_builders.anime_clips.anime_clips_dataset_builder import list_episodes
-from tfds_builders.anime_clips.anime_clips_dataset_builder import split_file_digest

@@ -33,7 +33,6 @@ import collections
 import concurrent.futures
 import contextlib
 import dataclasses
-import hashlib
 import json
 import os
 import posixpath
@@ -50,10 +49,11 @@ from tensorflow_datasets.core import split_builder as split_builder_lib
 from tensorflow_datasets.core import writer as writer_lib
 
 from mirai_jax import storage
-from mirai_jax.data import clips
+from mirai_jax import video_io
+from mirai_jax.build import clips
+from mirai_jax.build import episodes as episodes_lib
 from mirai_jax.data import identity
 from mirai_jax.data import splits as splits_lib
-from mirai_jax.data import video_io
 
 _DESCRIPTION = """Clips of consecutive frames from anime episodes, cut at scene
 changes so that no clip spans a cut, each with the mono audio of exactly its
@@ -66,21 +66,9 @@ class AnimeClipsConfig(tfds.core.BuilderConfig):
   clip: clips.ClipSpec = clips.ClipSpec()
 
 
-def _config(name, description, **clip):
-  return AnimeClipsConfig(name=name, description=description,
-                          clip=clips.ClipSpec(**clip))
-
-
-CONFIGS = [
-    _config('64x64_t20', 'MIRAI: 64x64, 20 frames, centre crop (default).'),
-    _config('128x128_t16', '128x128, 16 frames, centre crop.', height=128,
-            width=128, frames=16, stride=8),
-    _config('128x128_t32', '128x128, 32 frames (16 context + 16 to predict), '
-            'centre crop: configs/kny.py.', height=128, width=128, frames=32,
-            stride=16),
-    _config('64x112_t20_pad', '16:9 frames with 4:3 sources letterboxed '
-            '(input for widening 4:3 to 16:9).', width=112, resize='pad'),
-]
+# The named configs: build/clips.py says what each holds.
+CONFIGS = [AnimeClipsConfig(name=name, description=description, clip=clip)
+           for name, (description, clip) in clips.NAMED.items()]
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
@@ -168,11 +156,11 @@ layout; sub-folders allowed) in one folder and pass it as --manual_dir."""
   def _split_generators(self, dl_manager):
     cfg = self.builder_config
     cfg.clip.validate()
-    listed = list_episodes(dl_manager.manual_dir, stamps=True)
+    listed = episodes_lib.list_episodes(dl_manager.manual_dir, stamps=True)
     episodes = [(name, path) for name, path, _ in listed]
     self._total = len(episodes)
     split_file = self._split_file
-    by_name = clips.read_split_file(split_file) if split_file else None
+    by_name = episodes_lib.read_split_file(split_file) if split_file else None
     assigned = collections.defaultdict(list)
     self._skipped = []
     moves = []
@@ -205,7 +193,7 @@ layout; sub-folders allowed) in one folder and pass it as --manual_dir."""
     self._identity = lambda: identity.make(
         cfg.name, meta['clip_spec'], meta['split_episodes'],
         {n: sizes[n] for eps in meta['split_episodes'].values() for n in eps},
-        split_file_digest(split_file) if split_file else None)
+        episodes_lib.split_file_digest(split_file) if split_file else None)
     logging.info('anime_clips: %d files, splits %s', len(episodes),
                  {s: len(v) for s, v in assigned.items()})
     return {split: self._generate_examples(files, split)
@@ -338,12 +326,6 @@ def _decode(name: str, path: str, spec: clips.ClipSpec
       return [], None, f'{type(e).__name__}: {e}'
 
 
-def split_file_digest(path: str) -> str:
-  """The split file's name and a hash of its contents."""
-  with epath.Path(path).open('rb') as f:
-    return f'{os.path.basename(path)}:{hashlib.sha256(f.read()).hexdigest()[:16]}'
-
-
 def _log_report(report: clips.EpisodeReport, progress: str = '') -> None:
   logging.info(
       '%s%s: %d frames (%.1f s at %s fps) -> %d shots, %d clips%s in %.1f s',
@@ -413,35 +395,6 @@ def _save_reports(reports, path: str) -> None:
 
 
 # ---------------------------------------------- Folders and files by URL ---
-
-
-def list_episodes(folder, *, stamps: bool = False) -> list[tuple[str, ...]]:
-  """clips.list_episodes, also for folders given as URLs (gs://, s3://, ...).
-
-  With `stamps`, each file also comes with a string that changes when it is
-  replaced, resized or touched.
-  """
-  folder = os.fspath(folder)
-  if not storage.is_url(folder):
-    found = clips.list_episodes(folder)
-    if not stamps:
-      return found
-    return [(name, path, f'{st.st_size}\0{st.st_mtime_ns}')
-            for name, path in found for st in [os.stat(path)]]
-  fs, root = storage.filesystem(folder)
-  root = root.rstrip('/')
-  out = []
-  # One listing of the whole tree: a stat per file would be a request each.
-  for path, info in fs.find(root, withdirs=False, detail=True).items():
-    name = path[len(root) + 1:] if path.startswith(root + '/') else ''
-    if not name or any(part.startswith('.') for part in name.split('/')):
-      continue
-    url = fs.unstrip_protocol(path)
-    changed = next((info[k] for k in ('mtime', 'updated', 'LastModified',
-                                      'created') if info.get(k)), '')
-    out.append((name, url, f"{info.get('size')}\0{changed}") if stamps
-               else (name, url))
-  return sorted(out)
 
 
 @contextlib.contextmanager

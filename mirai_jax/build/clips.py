@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import fractions
-import json
-import os
 import time
 from typing import Any, Iterator, Optional
 
 from absl import logging
 
-from mirai_jax.data import shots
-from mirai_jax.data import video_io
+from mirai_jax import video_io
+from mirai_jax.build import shots
 
 VideoError = video_io.VideoError
 
@@ -51,10 +49,6 @@ class ClipSpec:
       if not 0 < rate <= 300:
         raise ValueError(f"clip spec field `fps` must look like '24' or "
                          f"'24000/1001', got {self.fps!r}")
-
-  def audio_samples(self, fps: float) -> int:
-    """Nominal audio length of one clip at `fps` (records vary by +-1)."""
-    return int(round(self.frames * self.sample_rate / fps))
 
 
 @dataclasses.dataclass
@@ -141,39 +135,16 @@ def iter_examples(records: list[dict[str, Any]]) -> Iterator[tuple[str, dict]]:
     yield f"{r['episode']}:{r['start_frame']:09d}", r
 
 
-def list_episodes(folder: str) -> list[tuple[str, str]]:
-  """(episode name, path) of every file under `folder`, sorted by name.
-
-  Every non-hidden file counts: a stray non-video file is reported by the
-  build rather than silently ignored. Names are paths relative to `folder`.
-  """
-  out = []
-  for root, dirs, files in os.walk(folder):
-    dirs[:] = sorted(d for d in dirs if not d.startswith('.'))
-    for f in files:
-      if f.startswith('.'):
-        continue
-      path = os.path.join(root, f)
-      out.append((os.path.relpath(path, folder).replace(os.sep, '/'), path))
-  return sorted(out)
-
-
-def read_split_file(path: str) -> dict[str, str]:
-  """{episode: split} from a JSON file {"train": [names], "test": [...]}."""
-  try:
-    with open(path, encoding='utf-8') as f:
-      data = json.load(f)
-  except (OSError, ValueError) as e:
-    raise ValueError(f'split_file {path}: cannot read it as JSON: {e}') from e
-  if not isinstance(data, dict) or not all(
-      isinstance(v, list) for v in data.values()):
-    raise ValueError(f'split_file {path}: expected {{"train": ["ep1.mp4", ...], '
-                     '"test": [...]}')
-  out = {}
-  for split, names in data.items():
-    for name in names:
-      if name in out:
-        raise ValueError(f'split_file {path}: {name!r} is in both '
-                         f'{out[name]!r} and {split!r}')
-      out[name] = split
-  return out
+# The anime_clips dataset's named configs: name -> (description, clip spec).
+NAMED = {
+    '64x64_t20': ('MIRAI: 64x64, 20 frames, centre crop (default).',
+                  ClipSpec()),
+    '128x128_t16': ('128x128, 16 frames, centre crop.',
+                    ClipSpec(height=128, width=128, frames=16, stride=8)),
+    '128x128_t32': ('128x128, 32 frames (16 context + 16 to predict), centre '
+                    'crop: configs/kny.py.',
+                    ClipSpec(height=128, width=128, frames=32, stride=16)),
+    '64x112_t20_pad': ('16:9 frames with 4:3 sources letterboxed (input for '
+                       'widening 4:3 to 16:9).',
+                       ClipSpec(width=112, resize='pad')),
+}

@@ -6,20 +6,24 @@ held on twos, a prop that moves at a steady speed (predictable from past
 frames) and a talking character whose mouth opening follows the loudness of
 the speech-like sound in the soundtrack (predictable only from audio), plus
 blinks. The per-frame ground truth (cuts, mouth opening, mouth box, blinks)
-is written as JSON so tests and evaluation can check against it.
+is written as JSON so tests and evaluation can check against it;
+`read_truth` and `mouth_boxes` read it back in clip pixels (evaluate's
+mouth MSE).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import fractions
+import functools
 import json
 import os
 from typing import Optional
 
 import numpy as np
 
-from mirai_jax.data import video_io
+from mirai_jax import storage
+from mirai_jax import video_io
 
 FPS = fractions.Fraction(24000, 1001)
 OUTLINE = np.array([20, 16, 24], np.uint8)
@@ -219,3 +223,41 @@ def _same_truth(path: str, seed: int, seconds: float, height: int,
   n = int(round(seconds * FPS))
   return (t.get('seed'), t.get('num_frames'), t.get('height'),
           t.get('width')) == (seed, n, height, width)
+
+
+def mouth_boxes(truth: dict, spec: dict, start: int, count: int) -> np.ndarray:
+  """(count, 4) mouth boxes [x0, y0, x1, y1) in clip pixels for frames
+  start .. start + count - 1 of the clip timeline (synthetic ground truth)."""
+  dw, dh = truth['width'], truth['height']
+  h, w = spec['height'], spec['width']
+  if spec['resize'] == 'stretch':
+    sx, sy, ox, oy = w / dw, h / dh, 0, 0
+  elif spec['resize'] == 'crop':
+    s = max(w / dw, h / dh)
+    sw, sh = max(w, round(dw * s)), max(h, round(dh * s))
+    sx, sy, ox, oy = sw / dw, sh / dh, -((sw - w) // 2), -((sh - h) // 2)
+  else:
+    s = min(w / dw, h / dh)
+    sw, sh = min(w, max(1, round(dw * s))), min(h, max(1, round(dh * s)))
+    sx, sy, ox, oy = sw / dw, sh / dh, (w - sw) // 2, (h - sh) // 2
+  src_fps = fractions.Fraction(truth['fps'])
+  clip_fps = fractions.Fraction(spec['fps']) if spec.get('fps') else src_fps
+  boxes = np.asarray(truth['mouth_box'], np.float64)
+  out = []
+  for k in range(start, start + count):
+    j = min(int(fractions.Fraction(k) / clip_fps * src_fps), len(boxes) - 1)
+    x0, y0, x1, y1 = boxes[j]
+    out.append([np.floor(x0 * sx + ox), np.floor(y0 * sy + oy),
+                np.ceil(x1 * sx + ox), np.ceil(y1 * sy + oy)])
+  return np.clip(np.asarray(out, int), 0, [w, h, w, h])
+
+
+@functools.lru_cache(maxsize=None)
+def read_truth(episodes: str, episode: str) -> Optional[dict]:
+  """The ground truth `write_episodes` wrote for `episode` of the folder
+  `episodes` (which may be a URL), or None for an episode it did not make."""
+  path = os.path.join(episodes.rstrip('/') + '_truth',
+                      os.path.splitext(episode)[0] + '.json')
+  if not storage.exists(path):
+    return None
+  return json.loads(storage.read_text(path))

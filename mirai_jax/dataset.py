@@ -1,13 +1,14 @@
-"""Building the anime_clips dataset: configs, the safe build, its summary.
+"""The `data` stage: building the anime_clips dataset safely, and its summary.
 
 `python -m mirai_jax.prepare` is the command-line face of this module and
-`main.py`'s `data` stage the config-driven one.
+`main.py`'s `data` stage (`run`) the config-driven one. What goes into a
+clip is in build/ and the TFDS builder in tfds_builders/anime_clips/;
+reading a built dataset (data/pipeline.py, workdir.py) needs none of this.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import re
@@ -23,9 +24,9 @@ import jax
 import tensorflow_datasets as tfds
 
 from mirai_jax import storage
-from mirai_jax.data import identity
-from mirai_jax.data import splits
-from mirai_jax.data import synthetic
+from mirai_jax import workdir as workdir_lib
+from mirai_jax.build import episodes as episodes_lib
+from mirai_jax.build import synthetic
 from tfds_builders import anime_clips
 
 
@@ -74,14 +75,14 @@ def build(manual_dir: str, data_dir: str,
   download_config = _download_config(manual_dir, beam_runner, beam_options)
   if not storage.is_url(manual_dir) and not os.path.isdir(manual_dir):
     raise FileNotFoundError(f'--manual_dir {manual_dir}: no such folder')
-  if not anime_clips.list_episodes(manual_dir):
+  if not episodes_lib.list_episodes(manual_dir):
     raise FileNotFoundError(f'--manual_dir {manual_dir}: the folder is empty; '
                             'put the episode files there')
   builder = anime_clips.Builder(config=config, data_dir=data_dir,
                                 workers=workers)
   target = builder.data_dir
-  stamp = _fingerprint(manual_dir) + (
-      f':{anime_clips.split_file_digest(split_file)}' if split_file else '')
+  stamp = episodes_lib.fingerprint(manual_dir) + (
+      f':{episodes_lib.split_file_digest(split_file)}' if split_file else '')
   exists = epath.Path(target, 'dataset_info.json').exists()
   old = (builder.info.metadata or {}) if exists else {}
   if exists and not overwrite:
@@ -186,14 +187,6 @@ def _prepare(builder: anime_clips.Builder, stamp: str,
     ) from e
 
 
-def _fingerprint(manual_dir: str) -> str:
-  """Changes when an episode file is added, removed, resized or touched."""
-  h = hashlib.sha256()
-  for name, _, stamp in anime_clips.list_episodes(manual_dir, stamps=True):
-    h.update(f'{name}\0{stamp}\n'.encode())
-  return h.hexdigest()
-
-
 def _remove_dead_scratch(data_dir: str) -> None:
   """Removes what killed builds on this machine left behind."""
   if not os.path.isdir(data_dir):
@@ -252,17 +245,9 @@ def empty_split_notes(builder: tfds.core.DatasetBuilder) -> list[str]:
   return out
 
 
-def data_paths(config, workdir: str) -> tuple[str, str]:
-  """(episode folder, TFDS data_dir) of an ml_collections run config."""
-  return (storage.expand(config.data.episodes or
-                         os.path.join(workdir, 'episodes')),
-          storage.expand(config.data.data_dir or
-                         os.path.join(workdir, 'tensorflow_datasets')))
-
-
 def run(config, workdir: str) -> tfds.core.DatasetBuilder:
   """The `data` stage of main.py: (synthetic episodes ->) dataset."""
-  episodes, data_dir = data_paths(config, workdir)
+  episodes, data_dir = workdir_lib.data_paths(config, workdir)
   name = f'anime_clips/{config.data.builder_config}'
   if jax.process_count() > 1:
     # Processes building one dataset side by side would race over it: a
@@ -303,7 +288,7 @@ def run(config, workdir: str) -> tfds.core.DatasetBuilder:
       storage.write_text(split_file, json.dumps(
           {'train': names[:-2 * k], 'validation': names[-2 * k:-k],
            'test': names[-k:]}, indent=1))
-  elif not anime_clips.list_episodes(episodes):
+  elif not episodes_lib.list_episodes(episodes):
     prepared = tfds.builder(name, data_dir=data_dir)
     if prepared.is_prepared():  # built beforehand with mirai_jax.prepare
       print(summary(prepared), flush=True)
@@ -324,37 +309,3 @@ def run(config, workdir: str) -> tfds.core.DatasetBuilder:
                   beam_options=config.data.get('beam_options') or None)
   print(summary(builder), flush=True)
   return builder
-
-
-def current_identity(config, workdir: str) -> Optional[dict]:
-  """The identity of the config's dataset as built now (None when it is not
-  built): read from its dataset_info.json, without mirroring a bucket."""
-  _, data_dir = data_paths(config, workdir)
-  builder = tfds.builder(f'anime_clips/{config.data.builder_config}',
-                         data_dir=data_dir)
-  return identity.of_builder(builder) if builder.is_prepared() else None
-
-
-def check_built(config, workdir: str, stages) -> None:
-  """check_splits on the config's dataset if it is built already: what a
-  run that does not build it checks before its first stage."""
-  _, data_dir = data_paths(config, workdir)
-  builder = tfds.builder(f'anime_clips/{config.data.builder_config}',
-                         data_dir=data_dir)
-  if builder.is_prepared():
-    check_splits(config, stages, builder)
-
-
-def split_sizes(builder: tfds.core.DatasetBuilder) -> dict[str, int]:
-  return {s: int(i.num_examples) for s, i in builder.info.splits.items()}
-
-
-def check_splits(config, stages, builder: tfds.core.DatasetBuilder) -> None:
-  """Before any compute: every split the later `stages` read has clips,
-  and at least one evaluation batch of them (data/splits.py)."""
-  splits.check(config, stages, split_sizes(builder),
-               f'anime_clips/{builder.builder_config.name} in '
-               f'{builder.data_dir}',
-               '. Add episodes or assign splits with --config.data.'
-               'split_file, then rebuild with --mode=data '
-               '--config.data.rebuild=True')

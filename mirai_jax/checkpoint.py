@@ -41,18 +41,26 @@ class Unusable(errors.UserError, FileNotFoundError):
 class Checkpoints:
   """A thin layer over ocp.CheckpointManager with the three items we keep."""
 
-  def __init__(self, directory: str, keep: int = 3, asynchronous: bool = True):
+  def __init__(self, directory: str, keep: int = 3, asynchronous: bool = True,
+               *, partial: bool = False):
+    """With `partial` (inference) a restore reads only the parts of the
+    state its abstract tree names, e.g. {'ema_params': ...}: no optimiser
+    state is read, and none needs to be built to shape it."""
     directory = storage.expand(directory)
     if not storage.is_url(directory):
       directory = os.path.abspath(directory)
     self.directory = directory
+    self._partial = partial
+    # Both handlers read the same files; only the pytree one restores part
+    # of a tree.
+    state = (ocp.PyTreeCheckpointHandler() if partial
+             else ocp.StandardCheckpointHandler())
     self._mngr = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(
             max_to_keep=keep, enable_async_checkpointing=asynchronous,
             create=True),
-        item_handlers=dict(state=ocp.StandardCheckpointHandler(),
-                           config=ocp.JsonCheckpointHandler()))
+        item_handlers=dict(state=state, config=ocp.JsonCheckpointHandler()))
 
   def latest_step(self) -> Optional[int]:
     return self._mngr.latest_step()
@@ -114,7 +122,14 @@ class Checkpoints:
     """State (with the shardings of `abstract_state`) of `step` or the latest:
     any device layout, whatever the layout it was saved from."""
     step = self._mngr.latest_step() if step is None else step
-    items = dict(state=ocp.args.StandardRestore(abstract_state))
+    if self._partial:
+      state = ocp.args.PyTreeRestore(
+          item=abstract_state, partial_restore=True,
+          restore_args=ocp.checkpoint_utils.construct_restore_args(
+              abstract_state))
+    else:
+      state = ocp.args.StandardRestore(abstract_state)
+    items = dict(state=state)
     restored = self._mngr.restore(step, args=ocp.args.Composite(**items))
     logging.info('restored step %d from %s', step, self.directory)
     return restored['state'], step

@@ -33,8 +33,8 @@ Content/AdaptiveDetector, SAD against the previous score in `scdet`), so a
 fast pan and a cut between two look-alike shots need a threshold between
 them that does not exist, and neither finds dissolves; PySceneDetect's
 detectors also need OpenCV (a ~50 MB wheel). Here everything runs on the
-small frames the dataset decodes anyway (~0.7 s per minute of 64x64 video on
-one core, next to 1-3 s of decoding). `python bench/cuts.py` measures it.
+small frames the dataset decodes anyway, at a fraction of the decoding
+time: `python bench/cuts.py` measures it (README, "Your own episodes").
 """
 
 from __future__ import annotations

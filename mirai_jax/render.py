@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from mirai_jax.data import video_io
+from mirai_jax import video_io
 
 
 def to_uint8(video: np.ndarray) -> np.ndarray:
@@ -42,7 +42,7 @@ def grid(videos: np.ndarray, cols: Optional[int] = None, scale: int = 1,
   return out
 
 
-def write_gif(path: str, frames: np.ndarray, fps: float = 24000 / 1001) -> None:
+def write_gif(path: str, frames: np.ndarray, fps: float = video_io.FILM_RATE) -> None:
   frames = to_uint8(frames)
   images = [Image.fromarray(f) for f in frames]
   tmp = path + '.partial'
@@ -52,7 +52,7 @@ def write_gif(path: str, frames: np.ndarray, fps: float = 24000 / 1001) -> None:
   os.replace(tmp, path)
 
 
-def write_mp4(path: str, frames: np.ndarray, fps: float = 24000 / 1001,
+def write_mp4(path: str, frames: np.ndarray, fps: float = video_io.FILM_RATE,
               audio: Optional[np.ndarray] = None, sample_rate: int = 16000
               ) -> None:
   """H.264 MP4 (even sizes padded), with the mono int16 audio muxed in."""

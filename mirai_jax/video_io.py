@@ -29,6 +29,11 @@ import ffmpeg
 import numpy as np
 
 
+# 24000/1001 frames per second: NTSC film, the slowest rate anime ships at
+# (and the default where a rate is not known).
+FILM_RATE = 24000 / 1001
+
+
 class VideoError(Exception):
   """A file that cannot be used as an episode; the message says why."""
 

@@ -1,6 +1,6 @@
 """Hard cases for shot-boundary detection, each with its true cuts.
 
-  from mirai_jax.data import cut_cases
+  from mirai_jax.build import cut_cases
   for case in cut_cases.all_cases(seed=0):   # 64x64 frames, as the dataset decodes
     found = shots.detect(case.frames)        # compare with case.cuts / case.transitions
 

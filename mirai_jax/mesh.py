@@ -1,4 +1,4 @@
-"""Device mesh and shardings shared by every training stage.
+"""Device mesh and shardings shared by every stage that computes.
 
 Two axes: `data` (the batch is split over it) and `fsdp` (parameters may be
 split over it, FSDP-style; the batch is split over it too). With fsdp=1 the
@@ -36,8 +36,10 @@ def make_mesh(fsdp: int = 1, devices: int = 0) -> jax.sharding.Mesh:
                        devices=jax.devices()[:n])
 
 
-def batch_sharding(mesh: jax.sharding.Mesh) -> NamedSharding:
-  return NamedSharding(mesh, P(AXES))
+def round_batch(size: int, mesh: jax.sharding.Mesh) -> int:
+  """`size` rounded down to a multiple of the devices (at least one each):
+  the batch of a stage that only evaluates."""
+  return max(mesh.size, size // mesh.size * mesh.size)
 
 
 def replicated(mesh: jax.sharding.Mesh) -> NamedSharding:

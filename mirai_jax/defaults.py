@@ -1,0 +1,137 @@
+"""The sections of a run config, with their defaults and what each field means.
+
+configs/demo.py and configs/kny.py are these with a few fields changed;
+checks.py says which values each field takes. Every factory takes keyword
+overrides: tokenizer(channels=(64, 128, 256), steps=100_000).
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+STAGES = 'data,preview,tokenizer,tokenize,transformer,evaluate,predict'
+
+
+def run(**sections) -> ml_collections.ConfigDict:
+  """A whole run config: every section at its default unless given."""
+  c = ml_collections.ConfigDict()
+  c.stages = sections.pop('stages', STAGES)
+  c.data = sections.pop('data', None) or data()
+  c.seed = sections.pop('seed', 0)
+  # devices: 0 = all; fsdp > 1 also splits the parameters over that many.
+  c.mesh = sections.pop('mesh', None) or ml_collections.ConfigDict(
+      dict(devices=0, fsdp=1))
+  # worker_count=0 reads in the training process (fast enough for both
+  # stages: README, "Benchmarks").
+  c.input = sections.pop('input', None) or ml_collections.ConfigDict(
+      dict(worker_count=0, flip=True))
+  for name, make in (('tokenizer', tokenizer), ('transformer', transformer),
+                     ('sample', sample), ('evaluate', evaluate),
+                     ('predict', predict), ('preview', preview)):
+    setattr(c, name, sections.pop(name, None) or make())
+  for name, value in sections.items():  # e.g. workdir
+    setattr(c, name, value)
+  return c
+
+
+def data(**overrides) -> ml_collections.ConfigDict:
+  d = ml_collections.ConfigDict(dict(
+      # Folder of episode files (the TFDS manual dir); '' = <workdir>/episodes.
+      episodes='',
+      synthetic=dict(
+          num_episodes=0,  # > 0: render that many demo episodes first
+          seconds=12.0, height=240, width=320, seed=0),
+      data_dir='',  # '' = <workdir>/tensorflow_datasets
+      builder_config='64x64_t20',  # mirai_jax/build/clips.py NAMED
+      split_file='',  # '' = stable hash of file names (synthetic: fixed)
+      # True: build the dataset again even if it is up to date (it is rebuilt
+      # anyway when the episodes or the split file change).
+      rebuild=False,
+      workers=0,  # episodes decoded at once; 0 = half the cores
+      # An Apache Beam build (README: Beam), e.g. 'DirectRunner'; '' = local.
+      beam_runner='',
+      beam_options=''))  # its pipeline options, e.g. '--direct_num_workers=4'
+  d.update(overrides)
+  return d
+
+
+def tokenizer(**overrides) -> ml_collections.ConfigDict:
+  """Stage 1. Sized to train on 2 CPU cores in a few minutes: per-frame
+  convolutions (temporal_kernel=1, temporal=1), x8 space, FSQ 8x5x5x5."""
+  t = ml_collections.ConfigDict(dict(
+      channels=(16, 32, 64), num_res_blocks=1, patch=2, spatial=8, temporal=1,
+      temporal_kernel=1, norm='none', quantizer='fsq', fsq_levels=(8, 5, 5, 5),
+      # conv '3d' | '2+1d', layout 'uniform' | 'latent': README, "Stage 1".
+      conv='3d', layout='uniform',
+      vq_codes=1024, vq_dim=32, vq_commitment=0.25,
+      mixed_precision=False,  # bf16 compute, f32 parameters
+      remat='none',  # none | dots | full: activation checkpointing per block
+      # One random frame from each of 32 clips per step: the same compute as
+      # 8 clips x 4 frames, but 4x the variety (held drawings repeat).
+      train_frames=1,  # random window of each clip (0 = the whole clip)
+      batch_size=32, steps=1500, lr=2e-3, final_lr_ratio=0.05,
+      warmup_steps=100, weight_decay=0.0, b1=0.9, b2=0.99, grad_clip=1.0,
+      ema=0.99,
+      loss=dict(recon='l1', recon_weight=1.0,
+                # perceptual_weight > 0 needs perceptual_weights=PATH.npz
+                # (models/perceptual.py); nothing is downloaded.
+                perceptual_weight=0.0, perceptual_weights='',
+                adversarial_weight=0.0, adversarial_start=500,
+                disc_channels=(32, 64, 128), disc_lr=1e-4, lecam_weight=0.001),
+      log_every=50, checkpoint_every=500, keep=3,
+      eval_every=250, eval_batches=8, eval_batch_size=8))
+  t.update(overrides)
+  return t
+
+
+def transformer(**overrides) -> ml_collections.ConfigDict:
+  """Stage 3. 2 known steps (frames) and 4 predicted steps of 8x8 tokens:
+  384 tokens per window, 256 of them predicted."""
+  t = ml_collections.ConfigDict(dict(
+      task='continue',  # mirai_jax/tasks.py: continue | interpolate | outpaint
+      frames=6,  # latent steps per training window (random start in the clip)
+      context=2,  # known latent steps at the start of the window
+      width=128, depth=4, heads=4, mlp_ratio=4, dropout=0.1,
+      audio_channels=64, audio_layers=2,
+      audio_dropout=0.2,  # clips trained without sound, for the no-audio mode
+      mixed_precision=False,  # True: bf16 compute (GPU/TPU), f32 parameters
+      # models/attention.py: auto = cuDNN flash on NVIDIA GPUs, Pallas on
+      # TPUs, XLA below 512 tokens and blockwise flash above on CPUs.
+      attention='auto',
+      remat='none',  # none | dots | full: activation checkpointing per block
+      loss_chunk=0,  # predicted tokens per loss chunk; 0 = fit 512 MB logits
+      batch_size=16, steps=400, lr=1e-3, final_lr_ratio=0.05, warmup_steps=50,
+      weight_decay=0.01, b1=0.9, b2=0.95, grad_clip=1.0, ema=0.99,
+      log_every=25, checkpoint_every=200, keep=3,
+      eval_every=100, eval_batches=3, eval_batch_size=16))
+  t.update(overrides)
+  return t
+
+
+def sample(**overrides) -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(dict(
+      temperature=0.0,  # 0 = greedy (best PSNR); try 1.0 with top_k=100
+      top_k=0, top_p=1.0, seed=0), **overrides))
+
+
+def evaluate(**overrides) -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(dict(
+      split='test', batch_size=16, max_clips=0,  # max_clips 0 = all
+      # How tokens become frames (inference.Predictor.finish): 'residual' =
+      # the true last frame + the decoded change; 'block'; 'none' = plain
+      # decoding.
+      paste='residual'), **overrides))
+
+
+def predict(**overrides) -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(dict(
+      video='',  # '' = the first test episode of the dataset
+      start=4.0,  # seconds of the first predicted frame; < 0 = file's end
+      windows=1,  # > 1: a rollout, each window continuing the last one
+      out='',  # '' = <workdir>/predict
+      scale=3), **overrides))
+
+
+def preview(**overrides) -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(dict(
+      split='train', num_clips=8, cols=4, scale=2), **overrides))

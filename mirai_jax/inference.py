@@ -1,0 +1,227 @@
+"""Trained models for inference: restored from a workdir, jitted once.
+
+`load_tokenizer` and `load_transformer` restore the EMA parameters (and the
+VQ codebook) of the newest checkpoint that restores: no optimiser state is
+read, and none is built to shape it. A checkpoint trained on another dataset
+than the one built now is refused. `Predictor` joins the two models: frames
+and sound -> predicted frames, through a paste (`paste_change`,
+`paste_unchanged`) that keeps the true last context frame where nothing
+changes. tokenize, evaluate and predict use this module; it imports no stage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mirai_jax import checkpoint
+from mirai_jax import mesh as mesh_lib
+from mirai_jax import sample
+from mirai_jax import tasks
+from mirai_jax import workdir as workdir_lib
+from mirai_jax.data import tokens as tokens_lib
+from mirai_jax.models import from_config
+from mirai_jax.models import tokenizer as tokenizer_lib
+from mirai_jax.models import transformer as transformer_lib
+
+PASTES = ('residual', 'block', 'none')
+
+
+@dataclasses.dataclass
+class Tokenizer:
+  """A restored tokenizer: uint8 frames <-> token grids."""
+  model: tokenizer_lib.Tokenizer
+  params: Any  # EMA parameters
+  state: Any  # the VQ codebook ({} for FSQ)
+  step: int
+
+  def encode(self, video: jax.Array) -> jax.Array:
+    """uint8 (B, T, H, W, 3) -> token grids (B, steps, h, w)."""
+    return self.model.apply({'params': self.params, **self.state},
+                            tokenizer_lib.to_float(video),
+                            method=tokenizer_lib.Tokenizer.encode)[1]
+
+  def decode(self, idx: jax.Array) -> jax.Array:
+    """Token grids -> frames in [0, 1]."""
+    return tokenizer_lib.to_unit(self.model.apply(
+        {'params': self.params, **self.state}, idx,
+        method=tokenizer_lib.Tokenizer.decode_indices))
+
+
+def load_tokenizer(config, workdir: str, spec: dict, mesh,
+                   data_identity: Optional[dict] = None) -> Tokenizer:
+  """The newest tokenizer checkpoint of `workdir` that restores, for clips
+  of `spec` (the dataset's clip spec); identity.Changed when it was trained
+  on another dataset than `data_identity`."""
+  model = from_config.tokenizer(config)
+  frames = config.tokenizer.train_frames or spec['frames']
+  blank = jnp.zeros((1, frames, spec['height'], spec['width'], 3))
+  variables = jax.eval_shape(lambda r: model.init({'params': r}, blank),
+                             jax.random.key(0))
+  part = {'ema_params': variables['params']}
+  state = {k: v for k, v in variables.items() if k != 'params'}
+  if state:
+    part['model_state'] = state
+  ckpt = checkpoint.Checkpoints(workdir_lib.checkpoint_dir(workdir, 'tokenizer'),
+                                partial=True)
+  restored, step = ckpt.restore_for_inference(
+      checkpoint.abstract(part, mesh_lib.param_shardings(part, mesh)),
+      label='tokenizer', dataset=data_identity,
+      fix='Its tokens could let the transformer see test episodes through the '
+      'tokenizer. Retrain the tokenizer in a new --workdir, or put the '
+      'episode folder (or split file) back as it was.')
+  return Tokenizer(model, restored['ema_params'],
+                   restored.get('model_state', {}), step)
+
+
+def load_transformer(config, workdir: str, records: tokens_lib.Records, mesh
+                     ) -> tuple[transformer_lib.Transformer, tasks.Order, Any,
+                                int]:
+  """(model, order, EMA params, step) of the newest transformer checkpoint
+  that restores; identity.Changed when it was trained on other token records
+  (another dataset) than `records`."""
+  model = from_config.transformer(config, records.grid, records.codebook_size)
+  order = from_config.order(config, records.grid)
+  variables = jax.eval_shape(lambda r: from_config.init_transformer(
+      model, order, r, audio_len=records.audio_len,
+      sample_rate=records.sample_rate, temporal=records.temporal,
+      clip_steps=records.grid[0]), jax.random.key(0))
+  part = {'ema_params': variables}
+  ckpt = checkpoint.Checkpoints(
+      workdir_lib.checkpoint_dir(workdir, 'transformer'), partial=True)
+  restored, step = ckpt.restore_for_inference(
+      checkpoint.abstract(part, mesh_lib.param_shardings(part, mesh)),
+      label='transformer', dataset=records.dataset_identity,
+      fix='It may have trained on the episodes it would now be tested on. '
+      'Train it again in a new --workdir, or put the episode folder (or '
+      'split file) back as it was.')
+  return model, order, restored['ema_params'], step
+
+
+class Predictor:
+  """Tokenizer + transformer, jitted once: frames and sound -> predicted frames."""
+
+  def __init__(self, config, workdir: str, mesh):
+    self.config, self.mesh = config, mesh
+    # Models and tokens of the dataset in use, or a clear stop: a model
+    # trained on what is now the test split would flatter every number.
+    _, self.records = workdir_lib.token_set(config, workdir)
+    spec = self.records.clip_spec
+    self.temporal = self.records.temporal
+    tok = load_tokenizer(config, workdir, spec, mesh,
+                         self.records.dataset_identity)
+    self.tok_step = tok.step
+    (self.model, self.order, self.params,
+     self.step) = load_transformer(config, workdir, self.records, mesh)
+    cfg = config.transformer
+    if config.evaluate.paste not in PASTES:
+      raise ValueError(f'config.evaluate.paste={config.evaluate.paste!r}: '
+                       f'use one of {", ".join(PASTES)}')
+    if cfg.task not in ('continue', 'interpolate'):
+      raise ValueError(f'evaluate/predict continue a shot; the model was '
+                       f'trained for task {cfg.task!r}')
+    self.frames = cfg.frames * self.temporal  # pixel frames of one window
+    self.context = cfg.context * self.temporal
+    s = config.sample
+    self._encode = jax.jit(tok.encode)
+    self._decode = jax.jit(tok.decode)
+
+    def features(pcm, fps, use_audio):
+      return self.model.apply(
+          self.params, pcm, fps, self.records.sample_rate, self.temporal,
+          self.records.grid[0], use_audio,
+          method=self.model.audio_features)[:, :cfg.frames]
+
+    self._features = jax.jit(features)
+    self._generate = jax.jit(lambda idx, feats: self.order.to_grid(
+        sample.generate(self.model, self.params,
+                        sample.known_sequence(idx, self.order), self.order,
+                        feats, jax.random.key(s.seed), temperature=s.temperature,
+                        top_k=s.top_k, top_p=s.top_p)))
+
+  def tokens(self, video):
+    """uint8 (B, frames, H, W, 3) -> token grids (B, steps, h, w)."""
+    return self._encode(video)
+
+  def reconstruct(self, idx):
+    return self._decode(idx)
+
+  def audio_features(self, pcm, fps, use_audio):
+    return self._features(pcm, fps, use_audio)
+
+  def generate(self, idx, feats):
+    """Token grids (only the known part is read) -> completed token grids."""
+    return self._generate(idx, feats)
+
+  def predict(self, idx, feats, real=None, still=None):
+    """Predicted frames in [0, 1] (numpy); `real` holds the true context
+    frames (uint8 or [0, 1]) and `still` optionally `self.still(idx)`, both
+    for `finish`."""
+    out = self._generate(idx, feats)
+    return self.finish(np.array(self._decode(out)), np.asarray(out), real,
+                       still)
+
+  def still(self, toks):
+    """The last known step's tokens repeated over every step, decoded: what
+    the decoder shows when nothing changes (numpy, [0, 1])."""
+    c = self.config.transformer.context
+    return np.asarray(self._decode(jnp.asarray(
+        np.repeat(np.asarray(toks)[:, c - 1:c], toks.shape[1], 1))))
+
+  def finish(self, frames, toks, real=None, still=None):
+    """Decoded frames (B, T, H, W, 3) of token grids (B, steps, h, w) -> the
+    frames shown, after `config.evaluate.paste` with the true context frames.
+
+    'residual' is a codec's P-frame: the true last context frame plus what
+    the decoder says changed since it, decode(toks) - decode(last step's
+    tokens repeated). The tokenizer's error on everything that stays cancels,
+    so a predictor is no longer capped by the tokenizer's PSNR on still
+    content (README, "What the demo shows"). `still` (`self.still(toks)`)
+    saves decoding it again when the caller has it: it depends only on the
+    known steps."""
+    mode = self.config.evaluate.paste
+    if real is None or mode == 'none':
+      return frames
+    c = self.config.transformer.context
+    if mode == 'block':
+      return paste_unchanged(frames, toks, real, c, self.temporal)
+    if still is None:
+      still = self.still(toks)
+    return paste_change(frames, still, real, c, self.temporal)
+
+
+def _last_context_frame(real, context: int, temporal: int) -> np.ndarray:
+  real = np.asarray(real, np.float32)
+  if real.max() > 1.0:
+    real = real / 255.0
+  return real[:, context * temporal - 1]  # (B, H, W, 3)
+
+
+def paste_change(frames, still, real, context: int, temporal: int):
+  """frames, still (B, T, H, W, 3) in [0, 1]: the frames after the context
+  become the last true context frame + (frames - still), clipped to [0, 1]."""
+  last = _last_context_frame(real, context, temporal)
+  out = frames.copy()
+  k = context * temporal
+  out[:, k:] = np.clip(last[:, None] + frames[:, k:] - still[:, k:], 0.0, 1.0)
+  return out
+
+
+def paste_unchanged(frames, toks, real, context: int, temporal: int):
+  """frames (B, T, H, W, 3) in [0, 1]; toks (B, steps, h, w) -> frames with
+  the last context frame pasted where a later step repeats the last context
+  step's token (a codec's skip block)."""
+  last = _last_context_frame(real, context, temporal)
+  same = toks[:, context:] == toks[:, context - 1:context]  # (B, s, h, w)
+  b, s, h, w = same.shape
+  big = np.repeat(np.repeat(same, frames.shape[2] // h, 2),
+                  frames.shape[3] // w, 3)  # (B, s, H, W)
+  big = np.repeat(big, temporal, 1)[..., None]
+  out = frames.copy()
+  out[:, context * temporal:] = np.where(big, last[:, None],
+                                         frames[:, context * temporal:])
+  return out

@@ -1,0 +1,74 @@
+"""The models a run config describes: one place that reads config.tokenizer
+and config.transformer into modules, for training and inference alike."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from mirai_jax import tasks
+from mirai_jax.models import attention as attention_lib
+from mirai_jax.models import tokenizer as tokenizer_lib
+from mirai_jax.models import transformer as transformer_lib
+
+
+def tokenizer(config) -> tokenizer_lib.Tokenizer:
+  t = config.tokenizer
+  return tokenizer_lib.Tokenizer(
+      channels=tuple(t.channels), num_res_blocks=t.num_res_blocks,
+      patch=t.patch, spatial=t.spatial, temporal=t.temporal,
+      temporal_kernel=t.temporal_kernel, norm=t.norm,
+      quantizer=t.quantizer, fsq_levels=tuple(t.fsq_levels),
+      vq_codes=t.vq_codes, vq_dim=t.vq_dim, vq_commitment=t.vq_commitment,
+      dtype=jnp.bfloat16 if t.mixed_precision else jnp.float32,
+      remat=t.get('remat', 'none'), conv=t.get('conv', '3d'),
+      layout=t.get('layout', 'uniform'))
+
+
+def transformer(config, grid, codebook_size: int
+                ) -> transformer_lib.Transformer:
+  """The transformer over windows of token grids `grid` (steps, h, w) of a
+  tokenizer with `codebook_size` codes (data/tokens.Records)."""
+  cfg = config.transformer
+  clip_steps, h, w = grid
+  # Here rather than deep inside a jit trace.
+  if not 0 < cfg.frames <= clip_steps:
+    raise ValueError(f'config.transformer.frames={cfg.frames} must be 1..'
+                     f'{clip_steps}, the latent steps of a tokenized clip')
+  if cfg.width % cfg.heads:
+    raise ValueError(f'config.transformer.width={cfg.width} must be a multiple '
+                     f'of transformer.heads={cfg.heads}')
+  dtype = jnp.bfloat16 if cfg.mixed_precision else jnp.float32
+  return transformer_lib.Transformer(
+      codebook_size=codebook_size, grid=(cfg.frames, h, w),
+      width=cfg.width, depth=cfg.depth, heads=cfg.heads,
+      mlp_ratio=cfg.mlp_ratio, dropout=cfg.dropout,
+      audio_channels=cfg.audio_channels, audio_layers=cfg.audio_layers,
+      dtype=dtype, remat=cfg.get('remat', 'none'),
+      attention=attention_lib.resolve(
+          cfg.get('attention', 'auto'), dtype=dtype,
+          head_dim=cfg.width // cfg.heads, length=cfg.frames * h * w))
+
+
+def order(config, grid) -> tasks.Order:
+  """The reading order (known tokens first) of the config's task."""
+  cfg = config.transformer
+  _, h, w = grid
+  return tasks.make_order(cfg.task, (cfg.frames, h, w), cfg.context)
+
+
+def init_transformer(model: transformer_lib.Transformer, order: tasks.Order,
+                     rng, *, audio_len: int, sample_rate: int, temporal: int,
+                     clip_steps: int):
+  """The transformer's variables, initialised on a blank batch of one clip
+  (`audio_len` samples of sound, `clip_steps` latent steps)."""
+
+  def init(module):
+    b = 1
+    feats = module.audio_features(
+        jnp.zeros((b, audio_len), jnp.int16), jnp.full((b,), 24.0),
+        sample_rate, temporal, clip_steps, jnp.ones((b,), bool))
+    seq = jnp.zeros((b, order.perm.size), jnp.int32)
+    return module(*transformer_lib.inputs(seq, order, module.codebook_size),
+                  feats[:, :module.grid[0]])
+
+  return model.init(rng, method=init)

@@ -25,6 +25,7 @@ import tensorflow_datasets as tfds
 
 from mirai_jax import storage
 from mirai_jax import workdir as workdir_lib
+from mirai_jax.build import clips
 from mirai_jax.build import episodes as episodes_lib
 from mirai_jax.build import synthetic
 from tfds_builders import anime_clips
@@ -54,8 +55,8 @@ def build(manual_dir: str, data_dir: str,
           config: anime_clips.AnimeClipsConfig | str = '64x64_t20', *,
           workers: Optional[int] = None, split_file: Optional[str] = None,
           overwrite: bool = False, beam_runner: Optional[str] = None,
-          beam_options: str | Sequence[str] | None = None
-          ) -> tfds.core.DatasetBuilder:
+          beam_options: str | Sequence[str] | None = None,
+          flag: str = '--data_dir') -> tfds.core.DatasetBuilder:
   """Builds the dataset and returns its builder.
 
   A complete dataset of the same config is reused unless `overwrite`, the
@@ -70,6 +71,10 @@ def build(manual_dir: str, data_dir: str,
   flags ("--project=p --region=r" or a list). Then `manual_dir` and
   `data_dir` may also be URLs (gs://...); on a bucket the old copy is deleted
   when the rebuild starts, since object stores cannot swap folders.
+
+  A local data_dir without room for the clips (estimated from the episodes'
+  lengths, in folders of up to Builder.PROBE_UP_TO files) is refused before
+  any episode is decoded; `flag` names it in the message.
   """
   manual_dir, data_dir = storage.expand(manual_dir), storage.expand(data_dir)
   download_config = _download_config(manual_dir, beam_runner, beam_options)
@@ -111,11 +116,13 @@ def build(manual_dir: str, data_dir: str,
   # Build under a private data_dir and move the finished dataset in place:
   # an interrupted or failed build never touches (or imitates) a good one.
   _remove_dead_scratch(data_dir)
+  probes = _require_room(manual_dir, data_dir, builder.builder_config.clip,
+                         flag)
   scratch = os.path.join(data_dir, f'.building-{os.getpid()}-{uuid.uuid4().hex[:8]}')
   try:
     staging = anime_clips.Builder(config=config, data_dir=scratch,
                                   workers=workers, split_file=split_file,
-                                  kept_splits=kept)
+                                  kept_splits=kept, probes=probes)
     _prepare(staging, stamp, download_config)
     os.makedirs(os.path.dirname(target), exist_ok=True)
     previous = None
@@ -128,6 +135,30 @@ def build(manual_dir: str, data_dir: str,
   finally:
     shutil.rmtree(scratch, ignore_errors=True)
   return anime_clips.Builder(config=config, data_dir=data_dir, workers=workers)
+
+
+# TFDS's shuffler keeps a split's examples in memory up to this many bytes
+# and spills the rest to bucket files in the data_dir, uncompressed, until
+# the shards are written (tensorflow_datasets/core/shuffle.py).
+_SPILL_BYTES = 1000 << 20
+
+
+def _require_room(manual_dir: str, data_dir: str, spec: clips.ClipSpec,
+                  flag: str) -> Optional[dict]:
+  """The episodes' probes (None for big or remote folders), once the disk of
+  `data_dir` is known to have room for the build: the clips before
+  compression when they are more than the shuffler keeps in memory. A
+  smaller build writes only compressed shards (the demo's 240 MB of clips
+  are 28 MB on disk), too little to estimate ahead."""
+  listed = episodes_lib.list_episodes(manual_dir)
+  probes = episodes_lib.probe_all(listed, anime_clips.Builder.PROBE_UP_TO)
+  if probes:
+    need = sum(clips.record_bytes(spec, p) for p in probes.values() if p)
+    if need > _SPILL_BYTES:
+      storage.free_space(data_dir, need,
+                         f'building the clips of {len(probes)} episode(s)',
+                         flag)
+  return probes
 
 
 def _download_config(manual_dir: str, beam_runner: Optional[str],
@@ -306,6 +337,8 @@ def run(config, workdir: str) -> tfds.core.DatasetBuilder:
                   workers=config.data.workers or None, split_file=split_file,
                   overwrite=bool(config.data.get('rebuild', False)),
                   beam_runner=config.data.get('beam_runner') or None,
-                  beam_options=config.data.get('beam_options') or None)
+                  beam_options=config.data.get('beam_options') or None,
+                  flag=('--config.data.data_dir' if config.data.data_dir
+                        else '--workdir'))
   print(summary(builder), flush=True)
   return builder

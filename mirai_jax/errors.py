@@ -13,6 +13,7 @@ import os
 import re
 import sys
 import traceback
+import warnings
 from typing import Optional
 
 from absl import app
@@ -168,3 +169,8 @@ def quiet_console() -> None:
   a failed save off the console."""
   absl_logging.get_absl_handler().addFilter(QuietLibraries())
   sys.unraisablehook = quiet_unraisable(sys.unraisablehook)
+  if not show_traceback():
+    # The writes a failed async save left pending are collected at exit,
+    # after the one line that reported the save's error.
+    warnings.filterwarnings('ignore', category=RuntimeWarning,
+                            message=r'coroutine .* was never awaited')

@@ -13,8 +13,11 @@ import pytest
 
 import helpers
 from mirai_jax import dataset
+from mirai_jax import errors
+from mirai_jax import storage
 from mirai_jax import video_io
 from mirai_jax.build import clips
+from mirai_jax.build import episodes
 from mirai_jax.data import pipeline
 from mirai_jax.data import splits
 
@@ -147,6 +150,31 @@ def test_failed_rebuild_keeps_the_old_dataset(built, tmp_path):
   again = pipeline.dataset_builder(built['data_dir'])
   assert again.info.splits['train'].num_examples == before
   assert [d for d in os.listdir(built['data_dir']) if d.startswith('.building')] == []
+
+
+def test_a_disk_without_room_is_refused_before_decoding(built, monkeypatch):
+  builder = built['builder']
+  before = builder.info.splits['train'].num_examples
+  # The estimate is each episode's frames at the clip size, before
+  # compression: a few MB for the test episodes.
+  spec = builder.builder_config.clip
+  listed = episodes.list_episodes(built['manual'])
+  probes = episodes.probe_all(listed, 256)
+  need = sum(clips.record_bytes(spec, p) for p in probes.values() if p)
+  assert 0 < need < 10 ** 9
+  monkeypatch.setattr(dataset, '_SPILL_BYTES', need // 2)
+  free = collections.namedtuple('usage', 'total used free')(2 ** 40, 0, 1000)
+  monkeypatch.setattr(storage.shutil, 'disk_usage', lambda path: free)
+  decoded = []
+  monkeypatch.setattr(clips, 'episode_clips',
+                      lambda *a, **k: decoded.append(a) or ([], None))
+  with pytest.raises(errors.UserError, match=r'--data_dir=.*building the clips '
+                     r'of \d+ episode\(s\) needs about .* free space'):
+    dataset.build(built['manual'], built['data_dir'], '64x64_t20',
+                  overwrite=True)
+  assert not decoded
+  again = pipeline.dataset_builder(built['data_dir'])
+  assert again.info.splits['train'].num_examples == before
 
 
 def test_killed_build_never_reads_as_complete(built, tmp_path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import fractions
+import math
 import time
 from typing import Any, Iterator, Optional
 
@@ -49,6 +50,17 @@ class ClipSpec:
       if not 0 < rate <= 300:
         raise ValueError(f"clip spec field `fps` must look like '24' or "
                          f"'24000/1001', got {self.fps!r}")
+
+
+def record_bytes(spec: ClipSpec, probe: video_io.Probe) -> int:
+  """At most how many bytes the clips of one probed episode hold before
+  compression (as if it were one shot; 0 when its duration is unknown)."""
+  if probe.duration is None:
+    return 0
+  fps = float(fractions.Fraction(spec.fps)) if spec.fps else float(probe.fps)
+  count = max(0, (int(probe.duration * fps) - spec.frames) // spec.stride + 1)
+  audio = 2 * math.ceil(spec.frames / fps * spec.sample_rate)
+  return count * (spec.frames * spec.height * spec.width * 3 + audio)
 
 
 @dataclasses.dataclass

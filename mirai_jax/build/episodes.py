@@ -6,10 +6,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from typing import Optional
 
 from etils import epath
 
 from mirai_jax import storage
+from mirai_jax import video_io
 
 
 def list_episodes(folder, *, stamps: bool = False) -> list[tuple[str, ...]]:
@@ -43,6 +45,22 @@ def list_episodes(folder, *, stamps: bool = False) -> list[tuple[str, ...]]:
     out.append((name, url, f"{info.get('size')}\0{changed}") if stamps
                else (name, url))
   return sorted(out)
+
+
+def probe_all(episodes: list[tuple[str, str]], limit: int
+              ) -> Optional[dict[str, Optional[video_io.Probe]]]:
+  """{name: probe, or None when it does not probe} of (name, path) pairs in
+  a local folder of up to `limit` files; None for a bigger folder or one at
+  a URL (a probe is one short ffmpeg run, on a local file)."""
+  if len(episodes) > limit or any(storage.is_url(p) for _, p in episodes):
+    return None
+  out = {}
+  for name, path in episodes:
+    try:
+      out[name] = video_io.probe(path)
+    except Exception:  # pylint: disable=broad-except
+      out[name] = None  # the build reports why when it decodes the file
+  return out
 
 
 def _local_episodes(folder: str) -> list[tuple[str, str]]:

@@ -49,7 +49,6 @@ from tensorflow_datasets.core import split_builder as split_builder_lib
 from tensorflow_datasets.core import writer as writer_lib
 
 from mirai_jax import storage
-from mirai_jax import video_io
 from mirai_jax.build import clips
 from mirai_jax.build import episodes as episodes_lib
 from mirai_jax.data import identity
@@ -97,7 +96,8 @@ layout; sub-folders allowed) in one folder and pass it as --manual_dir."""
 
   def __init__(self, *, workers: Optional[int] = None,
                split_file: Optional[str] = None,
-               kept_splits: Optional[dict[str, str]] = None, **kwargs):
+               kept_splits: Optional[dict[str, str]] = None,
+               probes: Optional[dict[str, Any]] = None, **kwargs):
     kwargs.setdefault('file_format', 'array_record')
     super().__init__(**kwargs)
     # ffmpeg already decodes with several threads: half the cores as
@@ -105,6 +105,7 @@ layout; sub-folders allowed) in one folder and pass it as --manual_dir."""
     self._workers = workers or max(1, min(8, (os.cpu_count() or 2) // 2))
     self._split_file = split_file
     self._kept = kept_splits  # {episode: split} of the build this replaces
+    self._probes = probes  # {episode: video_io.Probe or None}, if known
     self._lock = threading.Lock()
     self._beam = False
 
@@ -216,20 +217,16 @@ layout; sub-folders allowed) in one folder and pass it as --manual_dir."""
 
   def _usable(self, episodes, spec: clips.ClipSpec) -> set[str]:
     """Episodes that probe as video long enough for one clip. Only local
-    folders of up to PROBE_UP_TO files are probed (a probe is one short
-    ffmpeg run); otherwise every file counts as usable."""
-    if len(episodes) > self.PROBE_UP_TO or any(
-        storage.is_url(p) for _, p in episodes):
+    folders of up to PROBE_UP_TO files are probed (dataset.build hands its
+    probes over); otherwise every file counts as usable."""
+    probes = self._probes
+    if probes is None:
+      probes = episodes_lib.probe_all(episodes, self.PROBE_UP_TO)
+    if probes is None:
       return {n for n, _ in episodes}
-    out = set()
-    for name, path in episodes:
-      try:
-        p = video_io.probe(path)
-      except Exception:  # pylint: disable=broad-except
-        continue  # the build reports why when it decodes the file
-      if p.duration is None or p.duration * float(p.fps) >= spec.frames:
-        out.add(name)
-    return out
+    return {n for n, _ in episodes if probes.get(n) is not None and (
+        probes[n].duration is None
+        or probes[n].duration * float(probes[n].fps) >= spec.frames)}
 
   def _generate_splits(self, dl_manager, download_config):
     if self._beam:

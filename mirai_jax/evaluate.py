@@ -1,7 +1,10 @@
 """`--mode=evaluate`: how good are the predicted frames, and does sound help?
 
 For every clip of `evaluate.split` the transformer continues the first
-`transformer.context` latent steps of the clip's first window; the predicted
+`transformer.context` latent steps of the clip's first window (with task
+'interpolate' it fills the steps between them and the window's last step,
+the end keyframe, and cross-fading or holding the nearer keyframe are the
+baselines; given frames are never scored); the predicted
 frames are compared with the true ones at each future frame (PSNR, SSIM, MSE
 with dm-pix, pixels in [0, 1]) side by side with
 
@@ -62,7 +65,37 @@ class Batch:
   still: np.ndarray  # the last context step's tokens repeated, decoded
   feats: dict[str, Any]  # audio features of each sound variant
   context: int  # context frames
+  given: np.ndarray  # (frames,) bool: given, never generated (tasks.py)
   paste: str  # config.evaluate.paste
+
+
+def _keyframes(b: Batch):
+  """(i0, i1): the last context frame and the first given frame after it
+  (an in-between's end keyframe), or None for a continuation."""
+  after = np.flatnonzero(b.given[b.context:])
+  return (b.context - 1, b.context + int(after[0])) if after.size else None
+
+
+def _crossfade(b: Batch):
+  """The two keyframes blended linearly over the frames between them."""
+  keys = _keyframes(b)
+  if keys is None:
+    return None
+  i0, i1 = keys
+  w = np.clip((np.arange(b.real.shape[1]) - i0) / (i1 - i0), 0.0, 1.0)
+  w = w[None, :, None, None, None]
+  return (1 - w) * b.real[:, i0:i0 + 1] + w * b.real[:, i1:i1 + 1]
+
+
+def _nearest_keyframe(b: Batch):
+  """Each frame between the keyframes shows the nearer one."""
+  keys = _keyframes(b)
+  if keys is None:
+    return None
+  i0, i1 = keys
+  near = np.where(np.arange(b.real.shape[1]) - i0 <= i1 - np.arange(
+      b.real.shape[1]), i0, i1)
+  return b.real[:, near]
 
 
 # name -> frames (B, frames, H, W, 3) in [0, 1]; the table keeps this order.
@@ -71,6 +104,9 @@ METHODS: dict[str, Callable[[inference.Predictor, Batch], np.ndarray]] = {
         b.real[:, b.context - 1:b.context], b.real.shape[1], axis=1),
     # With a paste it is exactly copy_last.
     'copy_last_tokens': lambda p, b: b.still if b.paste == 'none' else None,
+    # In-betweening only (None for a continuation).
+    'crossfade': lambda p, b: _crossfade(b),
+    'nearest_keyframe': lambda p, b: _nearest_keyframe(b),
     'reconstruction': lambda p, b: p.finish(
         np.asarray(p.reconstruct(b.idx)), np.asarray(b.idx), b.video, b.still),
     **{k: (lambda p, b, k=k: p.predict(b.idx, b.feats[k], b.video, b.still))
@@ -98,6 +134,7 @@ def run(config, workdir: str) -> dict:
                      'needs at least 2')
   batch = mesh_lib.round_batch(ev.batch_size, mesh)
   c0, f = p.context, p.frames
+  scored = np.flatnonzero(~p.given)  # the generated frames, never a given one
   load = lambda i: _load(source[int(i)], p)
 
   per = {k: [] for k in METHODS}
@@ -117,22 +154,24 @@ def run(config, workdir: str) -> dict:
     truths = [synthetic.read_truth(episodes, r['episode']) for r in rows]
     boxes = None
     if all(t is not None for t in truths):
-      boxes = np.stack([synthetic.mouth_boxes(t, spec, r['start'] + c0, f - c0)
+      boxes = np.stack([synthetic.mouth_boxes(t, spec, r['start'], f)[scored]
                         for t, r in zip(truths, rows)])
-    real = b.real[:m, c0:]
+    real = b.real[:m][:, scored]
     for k, fake in outputs.items():
-      per[k].append(scores.frame_scores(real, fake[:m, c0:]))
+      per[k].append(scores.frame_scores(real, fake[:m][:, scored]))
       if boxes is not None:
-        mouth[k].append(scores.box_mse(real, fake[:m, c0:], boxes))
+        mouth[k].append(scores.box_mse(real, fake[:m][:, scored], boxes))
     if examples is None:
       examples = dict(real=b.real[:4], **{k: v[:4] for k, v in outputs.items()})
     logging.info('evaluate: %d/%d clips (%.0f s)', ids[-1] + 1, n,
                  time.time() - t0)
 
   result = dict(split=ev.split, clips=n, context_frames=c0,
-                predicted_frames=f - c0, tokenizer_step=p.tok_step,
+                predicted_frames=int(scored.size), tokenizer_step=p.tok_step,
                 transformer_step=p.step, sample=config.sample.to_dict(),
                 seconds=round(time.time() - t0, 1), methods={})
+  if scored.size != f - c0:  # frames given after the context: keyframes
+    result['given_frames'] = [int(i) for i in np.flatnonzero(p.given)]
   for k in METHODS:
     if per[k]:
       result['methods'][k] = _summary(per[k], mouth[k])
@@ -172,6 +211,7 @@ def _batch(p: inference.Predictor, rows: list[dict], other: list[dict],
   idx = p.tokens(g(video))
   return Batch(
       video=video, real=video.astype(np.float32) / 255.0, idx=idx,
+      given=p.given,
       # The known steps are the true tokens for every method: decode their
       # still frame once.
       still=p.still(idx), context=p.context, paste=paste, feats=dict(
@@ -212,6 +252,8 @@ def table(result: dict) -> str:
   lines = [f"evaluate on {result['split']}: {result['clips']} clips, "
            f"{result['context_frames']} context -> "
            f"{result['predicted_frames']} predicted frames "
+           + (f"between keyframes (given frames {result['given_frames']}) "
+              if 'given_frames' in result else '') +
            f"(tokenizer step {result['tokenizer_step']}, transformer step "
            f"{result['transformer_step']})", head, '-' * len(head)]
   for k, v in methods.items():
@@ -230,4 +272,8 @@ def table(result: dict) -> str:
   cl = methods['copy_last']['mse']
   lines.append(f"MSE vs copy-last-frame: {a['mse']:.5f} vs {cl:.5f} "
                f"({100 * (1 - a['mse'] / cl):+.1f}% lower)")
+  if 'crossfade' in methods:
+    cf = methods['crossfade']['mse']
+    lines.append(f"MSE vs cross-fade of the keyframes: {a['mse']:.5f} vs "
+                 f"{cf:.5f} ({100 * (1 - a['mse'] / cf):+.1f}% lower)")
   return '\n'.join(lines)

@@ -126,6 +126,10 @@ class Predictor:
                        f'trained for task {cfg.task!r}')
     self.frames = cfg.frames * self.temporal  # pixel frames of one window
     self.context = cfg.context * self.temporal
+    # Pixel frames of a window that are given, never generated: the context,
+    # and for an in-between the frames of the last latent step (the last
+    # keyframe, which the tokenizer encodes with the frames of its step).
+    self.given = np.repeat(self.order.known_steps, self.temporal)
     s = config.sample
     self._encode = jax.jit(tok.encode)
     self._decode = jax.jit(tok.decode)

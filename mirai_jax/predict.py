@@ -14,6 +14,11 @@ file's sound for every window. Where the real frames exist they are shown on
 the left and the prediction on the right, and the frames are listed with
 their PSNR. With no real future (the end of the file) there is no sound for
 the predicted frames either, so the model runs with the sound switched off.
+
+A model trained with transformer.task='interpolate' fills in instead: the
+window's last latent step is given too (the file's frames there are the end
+keyframe), comes back unchanged beside the context, and only the frames in
+between are generated (and scored).
 """
 
 from __future__ import annotations
@@ -82,9 +87,16 @@ def run(config, workdir: str) -> dict:
   has_future = len(real) == total
   if not has_future:  # the tokenizer is frame-causal: padding is never read
     real = np.concatenate([real, np.repeat(real[-1:], total - len(real), 0)])
+  keyframes = bool(p.given[c0:].any())  # an in-between: the end is given
+  if keyframes and (pc.windows != 1 or not has_future):
+    raise errors.UserError(
+        f'in-betweening fills one window between keyframes that are in '
+        f'{path}: use --config.predict.windows=1 and a start at least '
+        f'{float((f - c0) / d.fps):.2f} s before its end')
   use_audio = bool(d.audio is not None and has_future)
   fps = jnp.asarray([float(d.fps)], jnp.float32)
   steps, c_steps = p.config.transformer.frames, p.config.transformer.context
+  given = p.order.known_steps  # (steps,): the context, and an end keyframe
   idx = np.asarray(p.tokens(jnp.asarray(real[None, :f])))
   grids = [idx[:, :c_steps]]
   for w in range(pc.windows):
@@ -93,21 +105,31 @@ def run(config, workdir: str) -> dict:
     feats = p.audio_features(jnp.asarray(audio[None]), fps,
                              jnp.asarray([use_audio]))
     last = np.concatenate(grids, 1)[:, -c_steps:]
-    known = np.concatenate([last, np.zeros_like(idx[:, c_steps:steps])], 1)
+    # The steps after the context are generated, except a keyframe's,
+    # which are the file's own tokens (window 0 only).
+    rest = np.where(given[None, c_steps:steps, None, None],
+                    idx[:, c_steps:steps], 0)
+    known = np.concatenate([last, rest], 1)
     grids.append(np.asarray(p.generate(jnp.asarray(known), feats))[:, c_steps:])
   toks = np.concatenate(grids, 1)
   pred = np.array(p.reconstruct(jnp.asarray(toks)))
   pred = p.finish(pred, toks, real[None])[0]
-  pred[:c0] = real[:c0] / 255.0  # the context is shown as it was
+  # Given frames are shown as they were: the context, and an end keyframe.
+  shown = np.concatenate([p.given, np.zeros(total - f, bool)]) if (
+      total > f) else p.given[:total]
+  pred[shown] = real[shown] / 255.0
   frames = pred
   result = dict(video=path, start_frame=k0 + c0, context_frames=c0,
-                predicted_frames=total - c0, windows=pc.windows,
+                predicted_frames=int((~shown).sum()), windows=pc.windows,
                 audio=use_audio, fps=f'{d.fps.numerator}/{d.fps.denominator}')
   if has_future:
     frames = np.concatenate([real / 255.0, pred], axis=2)  # real | predicted
-    psnr = pix.psnr(jnp.asarray(real[c0:] / 255.0, jnp.float32),
-                    jnp.asarray(pred[c0:], jnp.float32))
+    made = np.flatnonzero(~shown)  # the generated frames only
+    psnr = pix.psnr(jnp.asarray(real[made] / 255.0, jnp.float32),
+                    jnp.asarray(pred[made], jnp.float32))
     result['psnr_per_frame'] = [round(float(x), 2) for x in psnr]
+  if keyframes:
+    result['given_frames'] = [int(i) for i in np.flatnonzero(shown)]
   stem = os.path.join(out, f'{os.path.splitext(os.path.basename(path))[0]}_'
                            f'{float((k0 + c0) / d.fps):.2f}s')
   frames = render.to_uint8(np.clip(frames, 0, 1))
@@ -122,7 +144,9 @@ def run(config, workdir: str) -> dict:
   result['files'] = [stem + '.mp4', stem + '.gif']
   storage.write_text(stem + '.json', json.dumps(result, indent=1))
   print(f"predict: {c0} frames of {path} before {float((k0 + c0) / d.fps):.2f} s "
-        f"-> {total - c0} predicted frames ({'with' if use_audio else 'without'} "
+        f"-> {result['predicted_frames']} predicted frames "
+        f"{'up to the end keyframe ' if keyframes else ''}"
+        f"({'with' if use_audio else 'without'} "
         f"sound){' beside the real ones' if has_future else ''}: "
         f"{stem}.mp4, {stem}.gif", flush=True)
   return result

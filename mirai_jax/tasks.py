@@ -78,6 +78,14 @@ class Order:
     return np.where((t > 0) & (j < np.arange(self.perm.size)), j, -1).astype(
         np.int32)
 
+  @property
+  def known_steps(self) -> np.ndarray:
+    """(T,) bool: time steps whose every token is given (the context of a
+    continuation, the keyframes of an in-between)."""
+    known = np.zeros(int(np.prod(self.grid)), bool)
+    known[self.perm[:self.num_known]] = True
+    return known.reshape(self.grid).all(axis=(1, 2))
+
   def to_sequence(self, tokens):
     """(B, T, H, W) -> (B, N) in reading order (numpy or jax)."""
     return tokens.reshape(tokens.shape[0], -1)[:, self.perm]

@@ -5,6 +5,7 @@ import numpy as np
 
 from mirai_jax import evaluate
 from mirai_jax import inference
+from mirai_jax import tasks
 from mirai_jax.build import synthetic
 
 TRUTH = dict(width=320, height=240, fps='24000/1001',
@@ -73,3 +74,33 @@ def test_paste_change_adds_the_decoded_change_to_the_true_last_frame():
   np.testing.assert_array_equal(out[:, :2], frames[:, :2])
   np.testing.assert_allclose(out[:, 2], last, atol=1e-6)
   np.testing.assert_allclose(out[:, 3], np.clip(last + 0.1, 0, 1), atol=1e-6)
+
+
+def test_given_steps_of_each_task():
+  grid = (5, 2, 3)
+  assert list(tasks.make_order('continue', grid, 2).known_steps) == [
+      True, True, False, False, False]
+  assert list(tasks.make_order('interpolate', grid, 2).known_steps) == [
+      True, True, False, False, True]
+  assert not tasks.make_order('outpaint', grid).known_steps.any()
+
+
+def _keyframe_batch(given):
+  real = np.zeros((1, len(given), 2, 2, 3), np.float32)
+  real[:, 1] = 0.2  # the last context frame
+  real[:, 4] = 1.0  # the end keyframe
+  return evaluate.Batch(video=None, real=real, idx=None, still=None, feats={},
+                        context=2, given=np.asarray(given), paste='residual')
+
+
+def test_keyframe_baselines_blend_or_hold_the_two_keyframes():
+  b = _keyframe_batch([True, True, False, False, True])
+  fade = evaluate.METHODS['crossfade'](None, b)[0, :, 0, 0, 0]
+  np.testing.assert_allclose(fade[1:], [0.2, 0.2 + 0.8 / 3, 0.2 + 1.6 / 3, 1.0],
+                             rtol=1e-6)
+  near = evaluate.METHODS['nearest_keyframe'](None, b)[0, :, 0, 0, 0]
+  np.testing.assert_allclose(near[1:], [0.2, 0.2, 1.0, 1.0])
+  # A continuation has no end keyframe: neither baseline is reported.
+  b = _keyframe_batch([True, True, False, False, False])
+  assert evaluate.METHODS['crossfade'](None, b) is None
+  assert evaluate.METHODS['nearest_keyframe'](None, b) is None

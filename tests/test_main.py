@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -65,6 +66,28 @@ def test_demo_runs_end_to_end(tmp_path):
     rollout = json.load(f)
   assert rollout['windows'] == 3 and rollout['predicted_frames'] == 6
   assert not rollout['audio'] and 'psnr_per_frame' not in rollout
+  # In-betweening: the same tokens, a transformer trained to fill the step
+  # between the context and the window's last step (the end keyframe).
+  inter = str(tmp_path / 'inter')
+  shutil.copytree(workdir, inter,
+                  ignore=shutil.ignore_patterns('transformer', 'evaluate',
+                                                'predict'))
+  task = '--config.transformer.task=interpolate'
+  proc = _run('mirai_jax.main', '--config=configs/demo.py',
+              f'--workdir={inter}', '--mode=transformer,evaluate,predict',
+              *tiny, task, '--config.predict.start=2.0')
+  assert 'MSE vs cross-fade of the keyframes' in proc.stdout
+  with open(os.path.join(inter, 'evaluate', 'test.json')) as f:
+    result = json.load(f)
+  # Frames 0, 1 (context) and 3 (the end keyframe) are given, never scored.
+  assert result['given_frames'] == [0, 1, 3]
+  assert result['predicted_frames'] == 1
+  assert {'crossfade', 'nearest_keyframe'} <= set(result['methods'])
+  assert all(len(m['psnr_per_frame']) == 1 for m in result['methods'].values())
+  with open(os.path.join(inter, 'predict', 'ep002_2.00s.json')) as f:
+    pred = json.load(f)
+  assert pred['given_frames'] == [0, 1, 3] and pred['predicted_frames'] == 1
+  assert len(pred['psnr_per_frame']) == 1
   gif = os.path.join(workdir, 'preview', 'train_grid.gif')
   mp4 = os.path.join(workdir, 'preview', 'train_clips.mp4')
   assert Image.open(gif).n_frames == 20

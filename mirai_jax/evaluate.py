@@ -3,10 +3,9 @@
 For every clip of `evaluate.split` the transformer continues the first
 `transformer.context` latent steps of the clip's first window (with task
 'interpolate' it fills the steps between them and the window's last step,
-the end keyframe, and cross-fading or holding the nearer keyframe are the
-baselines; given frames are never scored); the predicted
-frames are compared with the true ones at each future frame (PSNR, SSIM, MSE
-with dm-pix, pixels in [0, 1]) side by side with
+the end keyframe; given frames are never scored); the predicted frames are
+compared with the true ones at each future frame (PSNR, SSIM, MSE with
+dm-pix, pixels in [0, 1]) side by side with
 
   copy_last         the last context frame repeated (the classic baseline)
   copy_last_tokens  the last context step's tokens repeated and decoded: the
@@ -15,6 +14,8 @@ with dm-pix, pixels in [0, 1]) side by side with
                     (the ceiling any token predictor can reach)
   mismatched_audio  the same model given the soundtrack of another clip
   no_audio          the same model with the sound switched off
+  crossfade         (in-betweening) the two keyframes blended linearly
+  nearest_keyframe  (in-betweening) the nearer keyframe held
 
 On synthetic episodes (their ground truth JSON beside the episode folder) the
 MSE inside the talking mouth's box is reported too: the mouth follows the

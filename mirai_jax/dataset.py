@@ -80,13 +80,15 @@ def build(manual_dir: str, data_dir: str,
   download_config = _download_config(manual_dir, beam_runner, beam_options)
   if not storage.is_url(manual_dir) and not os.path.isdir(manual_dir):
     raise FileNotFoundError(f'--manual_dir {manual_dir}: no such folder')
-  if not episodes_lib.list_episodes(manual_dir):
+  # One listing for the fingerprint and the probes (a request on a bucket).
+  listed = episodes_lib.list_episodes(manual_dir, stamps=True)
+  if not listed:
     raise FileNotFoundError(f'--manual_dir {manual_dir}: the folder is empty; '
                             'put the episode files there')
   builder = anime_clips.Builder(config=config, data_dir=data_dir,
                                 workers=workers)
   target = builder.data_dir
-  stamp = episodes_lib.fingerprint(manual_dir) + (
+  stamp = episodes_lib.fingerprint(listed) + (
       f':{episodes_lib.split_file_digest(split_file)}' if split_file else '')
   exists = epath.Path(target, 'dataset_info.json').exists()
   old = (builder.info.metadata or {}) if exists else {}
@@ -116,8 +118,8 @@ def build(manual_dir: str, data_dir: str,
   # Build under a private data_dir and move the finished dataset in place:
   # an interrupted or failed build never touches (or imitates) a good one.
   _remove_dead_scratch(data_dir)
-  probes = _require_room(manual_dir, data_dir, builder.builder_config.clip,
-                         flag)
+  probes = _require_room([(n, p) for n, p, _ in listed], data_dir,
+                         builder.builder_config.clip, flag)
   scratch = os.path.join(data_dir, f'.building-{os.getpid()}-{uuid.uuid4().hex[:8]}')
   try:
     staging = anime_clips.Builder(config=config, data_dir=scratch,
@@ -143,14 +145,14 @@ def build(manual_dir: str, data_dir: str,
 _SPILL_BYTES = 1000 << 20
 
 
-def _require_room(manual_dir: str, data_dir: str, spec: clips.ClipSpec,
-                  flag: str) -> Optional[dict]:
-  """The episodes' probes (None for big or remote folders), once the disk of
-  `data_dir` is known to have room for the build: the clips before
-  compression when they are more than the shuffler keeps in memory. A
+def _require_room(listed: list[tuple[str, str]], data_dir: str,
+                  spec: clips.ClipSpec, flag: str) -> Optional[dict]:
+  """The probes of the (name, path) episodes `listed` (None for big or
+  remote folders), once the disk of `data_dir` is known to have room for
+  the build: the clips before compression when they are more than the
+  shuffler keeps in memory. A
   smaller build writes only compressed shards (the demo's 240 MB of clips
   are 28 MB on disk), too little to estimate ahead."""
-  listed = episodes_lib.list_episodes(manual_dir)
   probes = episodes_lib.probe_all(listed, anime_clips.Builder.PROBE_UP_TO)
   if probes:
     need = sum(clips.record_bytes(spec, p) for p in probes.values() if p)

@@ -94,9 +94,8 @@ def _nearest_keyframe(b: Batch):
   if keys is None:
     return None
   i0, i1 = keys
-  near = np.where(np.arange(b.real.shape[1]) - i0 <= i1 - np.arange(
-      b.real.shape[1]), i0, i1)
-  return b.real[:, near]
+  k = np.arange(b.real.shape[1])
+  return b.real[:, np.where(k - i0 <= i1 - k, i0, i1)]
 
 
 # name -> frames (B, frames, H, W, 3) in [0, 1]; the table keeps this order.

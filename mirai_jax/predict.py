@@ -115,8 +115,7 @@ def run(config, workdir: str) -> dict:
   pred = np.array(p.reconstruct(jnp.asarray(toks)))
   pred = p.finish(pred, toks, real[None])[0]
   # Given frames are shown as they were: the context, and an end keyframe.
-  shown = np.concatenate([p.given, np.zeros(total - f, bool)]) if (
-      total > f) else p.given[:total]
+  shown = np.concatenate([p.given, np.zeros(total - f, bool)])  # total >= f
   pred[shown] = real[shown] / 255.0
   frames = pred
   result = dict(video=path, start_frame=k0 + c0, context_frames=c0,

@@ -80,10 +80,11 @@ def _local_episodes(folder: str) -> list[tuple[str, str]]:
   return sorted(out)
 
 
-def fingerprint(manual_dir: str) -> str:
-  """Changes when an episode file is added, removed, resized or touched."""
+def fingerprint(listed: list[tuple[str, str, str]]) -> str:
+  """Of a folder's `list_episodes(..., stamps=True)`: changes when an
+  episode file is added, removed, resized or touched."""
   h = hashlib.sha256()
-  for name, _, stamp in list_episodes(manual_dir, stamps=True):
+  for name, _, stamp in listed:
     h.update(f'{name}\0{stamp}\n'.encode())
   return h.hexdigest()
 

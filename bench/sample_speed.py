@@ -1,7 +1,7 @@
 r"""Sampling speed: KV-cache decoding against the uncached loop.
 
   python bench/sample_speed.py [--config=configs/demo.py] [--batch=1]
-      [--repeats=3] [--uncached=true]
+      [--repeats=3] [--uncached=true] [--min_rows=1]
 
 Random weights and random known tokens at the config's window (a model's
 speed does not depend on what it learned). One 'continuation' generates every
@@ -19,20 +19,20 @@ import time
 from absl import app
 from absl import flags
 import jax
-import jax.numpy as jnp
 import numpy as np
 from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from mirai_jax import sample  # pylint: disable=g-import-not-at-top,wrong-import-position
-from mirai_jax import workdir as workdir_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
-from mirai_jax.train import transformer  # pylint: disable=g-import-not-at-top,wrong-import-position
+from bench import stages  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', os.path.join(os.path.dirname(__file__), '..', 'configs', 'demo.py'))
 _BATCH = flags.DEFINE_integer('batch', 1, 'Continuations generated at once.')
 _REPEATS = flags.DEFINE_integer('repeats', 3, 'Timed calls (after 1 warm-up).')
 _UNCACHED = flags.DEFINE_bool('uncached', True, 'Also time the uncached loop.')
+_MIN_ROWS = flags.DEFINE_integer(
+    'min_rows', None, "Rows computed at least (sample.generate's min_rows; "
+    'default: 2 on GPUs, 1 elsewhere).')
 
 
 def _time(fn, *args):
@@ -46,34 +46,17 @@ def _time(fn, *args):
 
 def main(_):
   config = _CONFIG.value
-  cfg, s = config.transformer, config.sample
-  records = workdir_lib.expected_records(config)
-  model, order, _, make_state = transformer.setup(config, records)
-  params = jax.jit(make_state)(jax.random.key(0)).ema_params
-  b = _BATCH.value
-  rng = np.random.default_rng(0)
-  known = sample.known_sequence(rng.integers(
-      0, records.codebook_size, (b, cfg.frames, *records.grid[1:])), order)
-  feats = jnp.asarray(rng.normal(size=(b, cfg.frames, cfg.width)), model.dtype)
-  kw = dict(temperature=s.temperature, top_k=s.top_k, top_p=s.top_p)
-  cached = jax.jit(lambda p, q, f: sample.generate(
-      model, p, q, order, f, jax.random.key(0), **kw))
-  new_tokens = b * (order.perm.size - order.num_known)
-  t_cached, a = _time(cached, params, known, feats)
+  run = stages.sampler(config, _BATCH.value, _MIN_ROWS.value)
+  t_cached, a = _time(run.cached, *run.args)
   result = dict(
       benchmark='sample_speed', device=jax.devices()[0].device_kind,
-      jax=jax.__version__, batch=b, attention=model.attention,
-      tokens_per_window=int(order.perm.size), known=int(order.num_known),
-      frames_per_continuation=(cfg.frames - cfg.context) * records.temporal,
-      mixed_precision=cfg.mixed_precision,
+      jax=jax.__version__, **run.info,
       cached_s=round(t_cached, 4),
-      cached_tokens_per_s=round(new_tokens / t_cached, 1))
+      cached_tokens_per_s=round(run.new_tokens / t_cached, 1))
   if _UNCACHED.value:
-    uncached = jax.jit(lambda p, q, f: sample.generate_uncached(
-        model, p, q, order, f, jax.random.key(0), **kw))
-    t_uncached, u = _time(uncached, params, known, feats)
+    t_uncached, u = _time(run.uncached, *run.args)
     result.update(uncached_s=round(t_uncached, 4),
-                  uncached_tokens_per_s=round(new_tokens / t_uncached, 1),
+                  uncached_tokens_per_s=round(run.new_tokens / t_uncached, 1),
                   speedup=round(t_uncached / t_cached, 2),
                   same_tokens=bool((np.asarray(a) == np.asarray(u)).all()))
   print(json.dumps(result))

@@ -19,8 +19,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from mirai_jax import mesh as mesh_lib
+from mirai_jax import sample
 from mirai_jax import video_io
 from mirai_jax import workdir as workdir_lib
+from mirai_jax import xla_options
 from mirai_jax.data import pipeline
 from mirai_jax.train import flops
 from mirai_jax.train import loop
@@ -48,14 +50,15 @@ def _abstract(batch: dict, mesh) -> dict:
           for k, v in batch.items()}
 
 
-def _jit(update, abstract_state, mesh):
+def _jit(update, abstract_state, mesh, compiler_options=None):
   """(jitted update, its state shardings, the abstract state placed with
   them: what `lower` needs to compile for the mesh without allocating)."""
   shardings = mesh_lib.param_shardings(abstract_state, mesh)
   placed = jax.tree.map(
       lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
       abstract_state, shardings)
-  return loop.jit_update(update, shardings, mesh), shardings, placed
+  return (loop.jit_update(update, shardings, mesh, compiler_options),
+          shardings, placed)
 
 
 def tokenizer_step(config, mesh, batch_size: int = 0) -> Step:
@@ -66,7 +69,7 @@ def tokenizer_step(config, mesh, batch_size: int = 0) -> Step:
   parts = tokenizer.setup(config, spec, frames)
   abstract = jax.eval_shape(parts.make_state, jax.random.key(0))
   update, shardings, placed = _jit(tokenizer.make_update(cfg, parts, frames, 0),
-                                   abstract, mesh)
+                                   abstract, mesh, xla_options.convolutions())
   shape = (b, spec['frames'], spec['height'], spec['width'], 3)
 
   def make_batch(seed):
@@ -90,6 +93,9 @@ def tokenizer_step(config, mesh, batch_size: int = 0) -> Step:
       b, flops.tokenizer_flops(fwd, batch=b, disc_forward=disc),
       dict(clip=f"{spec['frames']}x{spec['height']}x{spec['width']}",
            train_frames=frames, channels=list(cfg.channels),
+           conv=cfg.get('conv', '3d'), layout=cfg.get('layout', 'uniform'),
+           params_m=round(sum(int(np.prod(x.shape)) for x in
+                              jax.tree.leaves(params)) / 1e6, 2),
            remat=cfg.get('remat', 'none')))
 
 
@@ -141,6 +147,43 @@ def transformer_step(config, mesh, batch_size: int = 0) -> Step:
 
 
 STAGES = {'tokenizer': tokenizer_step, 'transformer': transformer_step}
+
+
+@dataclasses.dataclass
+class Sampler:
+  cached: Any  # jitted (params, known, feats) -> completed sequences
+  uncached: Any  # the reference loop, same signature and draws
+  args: tuple  # (params, known, feats): random weights, tokens and sound
+  new_tokens: int  # tokens generated per call, all rows together
+  info: dict
+
+
+def sampler(config, batch: int, min_rows: int | None = None) -> Sampler:
+  """One continuation of the config's window (every unknown token), with
+  random weights and known tokens: a model's speed does not depend on what
+  it learned. `min_rows`: sample.generate's (None: its default)."""
+  cfg, s = config.transformer, config.sample
+  records = workdir_lib.expected_records(config)
+  model, order, _, make_state = transformer.setup(config, records)
+  params = jax.jit(make_state)(jax.random.key(0)).ema_params
+  rng = np.random.default_rng(0)
+  known = sample.known_sequence(rng.integers(
+      0, records.codebook_size, (batch, cfg.frames, *records.grid[1:])), order)
+  feats = jnp.asarray(rng.normal(size=(batch, cfg.frames, cfg.width)),
+                      model.dtype)
+  kw = dict(temperature=s.temperature, top_k=s.top_k, top_p=s.top_p)
+  cached = jax.jit(lambda p, q, f: sample.generate(
+      model, p, q, order, f, jax.random.key(0), min_rows=min_rows, **kw))
+  uncached = jax.jit(lambda p, q, f: sample.generate_uncached(
+      model, p, q, order, f, jax.random.key(0), **kw))
+  return Sampler(
+      cached, uncached, (params, known, feats),
+      batch * (order.perm.size - order.num_known),
+      dict(batch=batch, attention=model.attention,
+           tokens_per_window=int(order.perm.size), known=int(order.num_known),
+           frames_per_continuation=(cfg.frames - cfg.context) * records.temporal,
+           mixed_precision=cfg.mixed_precision, top_k=s.top_k,
+           min_rows=min_rows))
 
 
 def time_step(step: Step, mesh, steps: int, warmup: int = 2) -> dict:

@@ -52,7 +52,7 @@ def get_config():
       transformer=defaults.transformer(
           frames=8, context=4, width=768, depth=12, heads=12,
           audio_channels=256, audio_layers=3, mixed_precision=True,
-          remat='dots', batch_size=64, steps=200_000, lr=3e-4,
+          remat='dots_attention', batch_size=64, steps=200_000, lr=3e-4,
           warmup_steps=5000, weight_decay=0.05, ema=0.999, log_every=100,
           checkpoint_every=2000, eval_every=5000, eval_batches=16,
           eval_batch_size=32),

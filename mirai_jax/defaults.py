@@ -65,7 +65,7 @@ def tokenizer(**overrides) -> ml_collections.ConfigDict:
       conv='3d', layout='uniform',
       vq_codes=1024, vq_dim=32, vq_commitment=0.25,
       mixed_precision=False,  # bf16 compute, f32 parameters
-      remat='none',  # none | dots | full: activation checkpointing per block
+      remat='none',  # models/remat.py: none | dots | dots_attention | full
       # One random frame from each of 32 clips per step: the same compute as
       # 8 clips x 4 frames, but 4x the variety (held drawings repeat).
       train_frames=1,  # random window of each clip (0 = the whole clip)
@@ -98,7 +98,7 @@ def transformer(**overrides) -> ml_collections.ConfigDict:
       # models/attention.py: auto = cuDNN flash on NVIDIA GPUs, Pallas on
       # TPUs, XLA below 512 tokens and blockwise flash above on CPUs.
       attention='auto',
-      remat='none',  # none | dots | full: activation checkpointing per block
+      remat='none',  # models/remat.py: none | dots | dots_attention | full
       loss_chunk=0,  # predicted tokens per loss chunk; 0 = fit 512 MB logits
       batch_size=16, steps=400, lr=1e-3, final_lr_ratio=0.05, warmup_steps=50,
       weight_decay=0.01, b1=0.9, b2=0.95, grad_clip=1.0, ema=0.99,

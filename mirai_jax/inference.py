@@ -23,6 +23,7 @@ from mirai_jax import mesh as mesh_lib
 from mirai_jax import sample
 from mirai_jax import tasks
 from mirai_jax import workdir as workdir_lib
+from mirai_jax import xla_options
 from mirai_jax.data import tokens as tokens_lib
 from mirai_jax.models import from_config
 from mirai_jax.models import tokenizer as tokenizer_lib
@@ -131,8 +132,10 @@ class Predictor:
     # keyframe, which the tokenizer encodes with the frames of its step).
     self.given = np.repeat(self.order.known_steps, self.temporal)
     s = config.sample
-    self._encode = jax.jit(tok.encode)
-    self._decode = jax.jit(tok.decode)
+    self._encode = jax.jit(tok.encode,
+                           compiler_options=xla_options.convolutions())
+    self._decode = jax.jit(tok.decode,
+                           compiler_options=xla_options.convolutions())
 
     def features(pcm, fps, use_audio):
       return self.model.apply(

@@ -64,14 +64,27 @@ def compute_params(params, dtype):
 
 def generate(model, params, seq, order: Order, audio=None, rng=None, *,
              temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-             cache_dtype=None):
+             cache_dtype=None, min_rows: int | None = None):
   """seq (B, N) in reading order, known part filled -> (B, N) completed.
 
   Positions < order.num_known are never written. The KV cache is kept in
   `cache_dtype` (default: the model's compute dtype, bf16 in mixed precision).
+  Fewer than `min_rows` rows (default 2 on GPUs, else 1) are padded with
+  copies of the last: XLA:GPU computes the vector-matrix products of a single
+  row as multiply + reduce kernels that read the weights slowly, and two rows
+  make them matrix products (a kny continuation on an H100: 0.86 s for one
+  row, 0.77 s for two). Each row's tokens are the same either way.
   """
   rng = jax.random.key(0) if rng is None else rng
   b, n = seq.shape
+  if min_rows is None:
+    min_rows = 2 if jax.default_backend() == 'gpu' else 1
+  if b < min_rows:
+    pad = lambda x: jnp.concatenate([x] + [x[-1:]] * (min_rows - b), 0)
+    return generate(model, params, pad(seq), order,
+                    None if audio is None else pad(audio), rng,
+                    temperature=temperature, top_k=top_k, top_p=top_p,
+                    cache_dtype=cache_dtype, min_rows=1)[:b]
   k = order.num_known
   seq = seq.astype(jnp.int32)
   bos = model.codebook_size

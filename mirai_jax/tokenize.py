@@ -23,6 +23,7 @@ from mirai_jax import inference
 from mirai_jax import mesh as mesh_lib
 from mirai_jax import storage
 from mirai_jax import workdir as workdir_lib
+from mirai_jax import xla_options
 from mirai_jax.data import identity
 from mirai_jax.data import pipeline
 from mirai_jax.data import tokens
@@ -37,7 +38,8 @@ def run(config, workdir: str) -> dict:
   model, params, model_state = tok.model, tok.params, tok.state
   # The parameters are arguments, not constants folded into the program.
   encode = jax.jit(lambda p, ms, v: inference.Tokenizer(
-      model, p, ms, tok.step).encode(v))
+      model, p, ms, tok.step).encode(v),
+                   compiler_options=xla_options.convolutions())
   root = workdir_lib.tokens_dir(workdir)
   nproc, pid = jax.process_count(), jax.process_index()
   # One fresh folder per run, named alike on every process.

@@ -14,6 +14,7 @@ import pytest
 from mirai_jax import sample
 from mirai_jax import tasks
 from mirai_jax.models import attention
+from mirai_jax.models import remat as remat_lib
 from mirai_jax.models import tokenizer
 from mirai_jax.models import transformer as transformer_lib
 from mirai_jax.train import transformer as train_transformer
@@ -232,3 +233,38 @@ def test_remat_and_blockwise_attention_lower_the_planned_memory():
     attention.BLOCK = old
   assert full < dots < none
   assert blockwise < full
+
+
+def test_dots_attention_keeps_a_fused_kernel_out_of_the_backward_pass():
+  # A stand-in for cuDNN's forward primitive, under its name, inside a
+  # custom_vjp as in jax.nn.dot_product_attention: `dots` runs it again in
+  # the backward pass, `dots_attention` keeps its output.
+  from jax.extend import core as jex_core  # pylint: disable=g-import-not-at-top
+  from jax.interpreters import mlir  # pylint: disable=g-import-not-at-top
+  prim = jex_core.Primitive(remat_lib.FUSED_ATTENTION[0])
+  prim.def_impl(jnp.sin)
+  prim.def_abstract_eval(lambda x: jax.core.ShapedArray(x.shape, x.dtype))
+  mlir.register_lowering(prim, mlir.lower_fun(jnp.sin, multiple_results=False))
+
+  @jax.custom_vjp
+  def fused(x):
+    return prim.bind(x)
+
+  def fwd(x):
+    y = prim.bind(x)
+    return y, (x,)
+
+  fused.defvjp(fwd, lambda res, g: (g * jnp.cos(res[0]),))
+
+  def block(x):
+    return jnp.tanh(fused(x) @ x)
+
+  def calls(name):
+    g = jax.grad(lambda x: jax.checkpoint(
+        block, policy=remat_lib.policy(name, 'remat'))(x).sum())
+    x = jnp.linspace(0, 1, 16).reshape(4, 4)
+    return str(jax.make_jaxpr(g)(x)).count(prim.name), g(x)
+
+  (dots, g_dots), (kept, g_kept) = calls('dots'), calls('dots_attention')
+  assert (dots, kept) == (2, 1)
+  np.testing.assert_allclose(g_kept, g_dots, rtol=1e-6)

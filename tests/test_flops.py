@@ -1,6 +1,9 @@
 """The analytic FLOP counts of train/flops.py against an independent count
 from the traced program's shapes."""
 
+import os
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -50,3 +53,61 @@ def test_transformer_formula_matches_the_model_it_describes():
 def test_tokenizer_step_counts_generator_and_discriminator():
   assert flops.tokenizer_flops(10.0, batch=4) == 120.0
   assert flops.tokenizer_flops(10.0, batch=4, disc_forward=1.0) == 144.0
+
+
+# ------------------------------------------------- bench/profile.py summary
+
+def _trace_summary():
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  if root not in sys.path:
+    sys.path.insert(0, root)
+  from bench import trace_summary  # pylint: disable=g-import-not-at-top
+  return trace_summary
+
+
+def test_a_trace_is_summarised_by_kernel_kind_per_step():
+  ts = _trace_summary()
+  meta = [dict(ph='M', name='process_name', pid=1, args=dict(name='/host:CPU')),
+          dict(ph='M', name='process_name', pid=7,
+               args=dict(name='/device:GPU:0'))]
+  kernel = lambda name, ts_, dur, pid=7: dict(ph='X', pid=pid, tid=1, name=name,
+                                              ts=ts_, dur=dur)
+  events = meta + [
+      kernel('nvjet_hsh_256x128_2x1_v_bz_coopA_NNN', 0, 400),
+      kernel('sm90_xmma_gemm_bf16bf16_bf16f32', 1000, 400),
+      kernel('cudnn_generated_fort_native_sdpa_sm90_flash_fprop', 500, 200),
+      kernel('sm90_xmma_fprop_implicit_gemm_bf16', 2000, 100),
+      kernel('loop_multiply_fusion', 600, 300),  # overlaps the attention
+      kernel('input_reduce_fusion', 3000, 100),
+      kernel('python_step', 0, 99999, pid=1),  # host: not device time
+  ]
+  s = ts.summarise(events, steps=2, top=3)
+  assert s['source'] == 'device'
+  assert s['kernels_per_step'] == 3.0
+  by = s['ms_per_step_by_kind']
+  assert by == {'matmul': 0.4, 'elementwise': 0.15, 'attention': 0.1,
+                'convolution': 0.05, 'reduction': 0.05}
+  # busy: [0, 400) + [500, 900) + [1000, 1400) + [2000, 2100) + [3000, 3100)
+  assert s['busy_ms_per_step'] == 0.7
+  assert [t['name'] for t in s['top']][:2] == [
+      'nvjet_hsh_256x128_2x1_v_bz_coopA_NNN', 'sm90_xmma_gemm_bf16bf16_bf16f32']
+  assert len(s['top']) == 3
+
+
+def test_a_cpu_trace_is_summarised_from_xla_ops_on_the_host():
+  ts = _trace_summary()
+  events = [dict(ph='X', pid=1, tid=1, name=n, ts=t, dur=10)
+            for n, t in (('ThunkExecutor::Execute', 0), ('dot.3', 0),
+                         ('copy_bitcast_fusion', 20), ('PjitFunction', 0))]
+  s = ts.summarise(events, steps=1, top=5)
+  assert s['source'] == 'host'
+  assert sorted(t['name'] for t in s['top']) == ['copy_bitcast_fusion', 'dot.3']
+
+
+def test_kernel_kinds_tell_conversions_from_convolutions():
+  kind = _trace_summary().kind
+  assert kind('loop_convert_fusion_10') == 'elementwise'
+  assert kind('sm90_xmma_fprop_implicit_gemm_bf16') == 'convolution'
+  assert kind('cudnn_generated_fort_native_sdpa_sm90_flash_fprop') == 'attention'
+  assert kind('input_add_convert_reduce_fusion') == 'reduction'
+  assert kind('nchwToNhwcKernel') == 'copy'

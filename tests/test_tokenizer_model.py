@@ -152,3 +152,18 @@ def test_vq_restarts_dead_codes_on_batch_latents():
   embed = np.asarray(variables['vq']['embed'])
   # The codes no latent chose died and were moved onto batch latents (~5).
   assert np.sum(np.abs(embed - 5.0).max(1) < 0.1) >= 7
+
+
+def test_the_gpu_convolution_options_are_valid_xla_options():
+  # XLA checks option names on any backend: one the pinned jax does not
+  # know fails here rather than on a user's GPU.
+  from mirai_jax import xla_options  # pylint: disable=g-import-not-at-top
+  conv = jax.jit(lambda x, k: jax.lax.conv_general_dilated(
+      x, k, (1, 1, 1), 'SAME', dimension_numbers=('NDHWC', 'DHWIO', 'NDHWC')),
+                 compiler_options=xla_options.CONV_NHWC)
+  x, k = jnp.ones((1, 2, 4, 4, 3)), jnp.ones((1, 3, 3, 3, 2))
+  assert conv(x, k).shape == (1, 2, 4, 4, 2)
+  assert xla_options.convolutions() is None  # on this CPU
+  with pytest.raises(Exception, match='xla_gpu_force_conv_nhwx'):
+    jax.jit(lambda x: x + 1,
+            compiler_options={'xla_gpu_force_conv_nhwx': True})(1.0)

@@ -77,6 +77,22 @@ def test_cached_greedy_decoding_equals_uncached(task):
     assert (np.asarray(a[:, k:]) >= 0).all() and (np.asarray(a[:, k:]) < V).all()
 
 
+def test_a_padded_single_row_draws_what_it_draws_alone():
+  # sample.generate pads a single row to two on GPUs: the row's tokens must
+  # not depend on it (the padding copy is dropped).
+  model = _model()
+  order = tasks.make_order('continue', GRID, context=2)
+  params = _init(model, order)
+  feats = _audio(model, params, _pcm(2, b=1))
+  known = sample.known_sequence(_tokens(2, b=1), order)
+  run = lambda rows: np.asarray(jax.jit(lambda p, s, f: sample.generate(
+      model, p, s, order, f, jax.random.key(5), temperature=1.0, top_k=8,
+      min_rows=rows))(params, known, feats))
+  alone, padded = run(1), run(3)
+  assert padded.shape == alone.shape == known.shape
+  np.testing.assert_array_equal(padded, alone)
+
+
 def test_sampling_is_deterministic_per_seed_and_varies_across_seeds():
   model = _model()
   order = tasks.make_order('continue', GRID, context=1)

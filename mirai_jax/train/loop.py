@@ -108,11 +108,13 @@ def start(name: str, config, workdir: str, make_state: Callable, mesh,
   return state, step, ckpt, shardings
 
 
-def jit_update(update: Callable, shardings, mesh) -> Callable:
+def jit_update(update: Callable, shardings, mesh,
+               compiler_options: Optional[dict] = None) -> Callable:
   """`update` compiled for the mesh: the state (donated) stays laid out as
   `shardings`, the metrics come back replicated."""
   return jax.jit(update, donate_argnums=0,
-                 out_shardings=(shardings, mesh_lib.replicated(mesh)))
+                 out_shardings=(shardings, mesh_lib.replicated(mesh)),
+                 compiler_options=compiler_options)
 
 
 def restore_or_init(name: str, config, ckpt: checkpoint.Checkpoints,

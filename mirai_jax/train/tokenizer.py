@@ -25,6 +25,7 @@ import optax
 from mirai_jax import mesh as mesh_lib
 from mirai_jax import storage
 from mirai_jax import workdir as workdir_lib
+from mirai_jax import xla_options
 from mirai_jax.data import identity
 from mirai_jax.data import pipeline
 from mirai_jax.models import discriminators
@@ -202,7 +203,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
   # -------------------------------------------------------- Update step
   update = loop.jit_update(make_update(cfg, parts, frames, config.seed),
-                           state_sharding, mesh)
+                           state_sharding, mesh, xla_options.convolutions())
   writer = metrics_lib.Writer(out, cfg.steps, 'tokenizer')
   n_params = sum(x.size for x in jax.tree.leaves(state.params))
   logging.info('tokenizer: %.2fM parameters, codebook %d, mesh %s, start step %d',
@@ -240,7 +241,8 @@ def evaluate_tokenizer(config, model, builder, mesh, params, model_state,
   loader = pipeline.make_loader(builder, split, global_batch_size=batch_size,
                                 shuffle=False, num_epochs=1)
   recon_fn = jax.jit(lambda p, ms, v: model.apply({'params': p, **ms},
-                                                  tokenizer_lib.to_float(v)))
+                                                  tokenizer_lib.to_float(v)),
+                     compiler_options=xla_options.convolutions())
   psnr, ssim, counts, image = [], [], None, None
   for local in itertools.islice(loader, cfg.eval_batches):
     batch = pipeline.to_global(local, mesh)

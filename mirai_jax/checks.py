@@ -107,6 +107,20 @@ def _text(v) -> Optional[str]:
   return None if isinstance(v, str) else 'must be a string'
 
 
+def _task_weights(v) -> Optional[str]:
+  try:
+    tasks.parse_weights(v, field='')
+  except ValueError as e:
+    return str(e).split(': ', 1)[-1]
+  return None
+
+
+def _task_or_main(v) -> Optional[str]:
+  if v == '' or v in tasks.TASKS:
+    return None
+  return f"must be '' (the main task) or one of {', '.join(tasks.TASKS)}"
+
+
 def _num(x: float) -> str:
   return str(int(x)) if x == int(x) else str(x)
 
@@ -170,7 +184,7 @@ def _rules() -> dict[str, Callable[[Any], Optional[str]]]:
       'tokenizer.loss.lecam_weight': NONNEG_REAL,
       **_optimiser('tokenizer'),
       # Stage 3 (models/transformer.py, tasks.py, models/attention.py).
-      'transformer.task': OneOf(tasks.TASKS),
+      'transformer.tasks': _task_weights,
       'transformer.frames': COUNT, 'transformer.context': COUNT,
       'transformer.width': COUNT, 'transformer.depth': COUNT,
       'transformer.heads': COUNT, 'transformer.mlp_ratio': POSITIVE,
@@ -190,6 +204,9 @@ def _rules() -> dict[str, Callable[[Any], Optional[str]]]:
       'evaluate.paste': OneOf(inference.PASTES),
       'predict.video': _text, 'predict.start': Number(),
       'predict.windows': COUNT, 'predict.out': _text, 'predict.scale': COUNT,
+      'predict.task': _task_or_main,
+      'predict.first': _text, 'predict.last': _text, 'predict.sound': _text,
+      'predict.fps': Number(0),
       'preview.split': OneOf(SPLITS), 'preview.num_clips': COUNT,
       'preview.cols': COUNT, 'preview.scale': COUNT,
   }
@@ -362,7 +379,7 @@ def _perceptual(p: Problems, c, stages) -> None:
 def _transformer(p: Problems, c, stages) -> None:
   t = 'transformer.'
   if not p.ok('data.builder_config', 'tokenizer.spatial', 'tokenizer.temporal',
-              t + 'frames', t + 'context', t + 'task', t + 'width',
+              t + 'frames', t + 'context', t + 'tasks', t + 'width',
               t + 'heads'):
     return
   spec, cfg, spatial = _clip(c), c.transformer, c.tokenizer.spatial
@@ -374,16 +391,38 @@ def _transformer(p: Problems, c, stages) -> None:
     p.add(t + 'frames', f'must be at most {steps}, the latent steps of a '
           f'clip of data.builder_config={c.data.builder_config}')
   else:
-    try:  # tasks.py's own check of the known part against the window
-      tasks.known_mask(cfg.task, grid, cfg.context)
-    except ValueError as e:
-      p.add(t + 'context', f'{e} (transformer.frames={cfg.frames})')
+    for task in tasks.parse_weights(cfg.tasks):
+      try:  # tasks.py's own check of the known part against the window
+        tasks.known_mask(task, grid, cfg.context)
+      except ValueError as e:
+        p.add(t + 'context', f'{task}: {e} (transformer.frames={cfg.frames})')
   if cfg.width % cfg.heads:
     p.add(t + 'width', f'must be a multiple of transformer.heads={cfg.heads}')
-  if ({'evaluate', 'predict'} & set(stages)
-      and cfg.task not in ('continue', 'interpolate')):
-    p.add(t + 'task', 'evaluate and predict continue a shot (continue or '
-          'interpolate); leave them out with --mode')
+  trained = tasks.parse_weights(cfg.tasks)
+  served = ('continue', 'interpolate')
+  if 'evaluate' in stages and not set(trained) & set(served):
+    p.add(t + 'tasks', 'evaluate continues a shot or fills one in (continue '
+          'or interpolate): train one of them, or leave evaluate out with '
+          '--mode')
+  if 'predict' not in stages or not p.ok('predict.task', 'predict.first',
+                                          'predict.last'):
+    return
+  pictures = get(c, 'predict.first') or get(c, 'predict.last')
+  for field in ('predict.first', 'predict.last'):
+    if pictures and not get(c, field):
+      p.add(field, 'give both keyframe pictures (predict.first and '
+            'predict.last)')
+  wanted = (get(c, 'predict.task') or ('interpolate' if pictures else '')
+            or next(iter(trained)))
+  if wanted not in trained:
+    p.add('predict.task', f'{wanted!r} was not trained (transformer.tasks='
+          f'{cfg.tasks!r})' + (': two keyframe pictures need a model trained '
+                               'to fill in' if pictures else ''))
+  elif wanted not in served and (get(c, 'predict.task') or p.ok(t + 'tasks')):
+    p.add('predict.task' if get(c, 'predict.task') else t + 'tasks',
+          f'predict continues a shot or fills one in (continue or '
+          f'interpolate), not {wanted}; choose one with --config.predict.task '
+          'or leave predict out with --mode')
 
 
 def _sample(p: Problems, c, stages) -> None:
@@ -400,7 +439,9 @@ def _sample(p: Problems, c, stages) -> None:
 
 def _files(p: Problems, c, stages) -> None:
   """Input files named by the config, when a stage reads them."""
-  wanted = (('data.split_file', 'data'), ('predict.video', 'predict'))
+  wanted = (('data.split_file', 'data'), ('predict.video', 'predict'),
+            ('predict.first', 'predict'), ('predict.last', 'predict'),
+            ('predict.sound', 'predict'))
   for field, stage in wanted:
     path = get(c, field)
     if (stage in stages and p.ok(field) and path and not storage.is_url(path)

@@ -88,7 +88,10 @@ def transformer(**overrides) -> ml_collections.ConfigDict:
   """Stage 3. 2 known steps (frames) and 4 predicted steps of 8x8 tokens:
   384 tokens per window, 256 of them predicted."""
   t = ml_collections.ConfigDict(dict(
-      task='continue',  # mirai_jax/tasks.py: continue | interpolate | outpaint
+      # mirai_jax/tasks.py: continue | interpolate | outpaint, or a mix that
+      # each batch draws from, e.g. 'continue:2,interpolate:1' (the first is
+      # the main task: predict's default).
+      tasks='continue',
       frames=6,  # latent steps per training window (random start in the clip)
       context=2,  # known latent steps at the start of the window
       width=128, depth=4, heads=4, mlp_ratio=4, dropout=0.1,
@@ -128,6 +131,11 @@ def predict(**overrides) -> ml_collections.ConfigDict:
       video='',  # '' = the first test episode of the dataset
       start=4.0,  # seconds of the first predicted frame; < 0 = file's end
       windows=1,  # > 1: a rollout, each window continuing the last one
+      task='',  # '' = the transformer's main task (transformer.tasks)
+      # In-betweening two pictures instead of a video (any size and format):
+      first='', last='',  # the first and the last keyframe
+      sound='',  # optional: its time 0 is the first keyframe
+      fps=0.0,  # frame rate of the result; 0 = the dataset's clip rate
       out='',  # '' = <workdir>/predict
       scale=3), **overrides))
 

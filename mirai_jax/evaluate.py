@@ -25,7 +25,10 @@ evaluate.paste says how predicted tokens become frames (inference.Predictor):
 true last frame wherever a token repeats, 'none' shows the plain decoding.
 The reconstruction row goes through the same step, so it stays the ceiling;
 with a paste, copy_last_tokens is exactly copy_last and is left out.
-Writes <workdir>/evaluate/<split>.json and prints a table.
+A model trained on several tasks (transformer.tasks) is evaluated on each
+that evaluate scores (continue, interpolate), from the one checkpoint.
+Writes <workdir>/evaluate/<split>.json (a continuation; an in-between:
+<split>_interpolate.json) and its GIF, and prints a table per task.
 
 A method is a named function of a batch that returns frames (METHODS); every
 method is scored with every function of scores.py on the predicted frames
@@ -52,8 +55,10 @@ from mirai_jax import storage
 from mirai_jax import workdir as workdir_lib
 from mirai_jax.build import synthetic
 from mirai_jax.data import pipeline
+from mirai_jax.models import from_config
 
 VARIANTS = ('audio', 'mismatched_audio', 'no_audio')
+SERVED = ('continue', 'interpolate')  # the tasks evaluate scores
 BASELINES = ('copy_last', 'copy_last_tokens', 'reconstruction')
 
 
@@ -125,13 +130,39 @@ def run(config, workdir: str) -> dict:
   if jax.process_count() > 1:
     raise NotImplementedError('evaluate runs in one process; start it '
                               'without jax.distributed')
-  p = inference.Predictor(config, workdir, mesh)
-  spec = p.records.clip_spec
+  trained = from_config.task_weights(config)
+  jobs = [t for t in trained if t in SERVED]
+  if not jobs:
+    raise ValueError(f'evaluate scores {" and ".join(SERVED)}; the '
+                     f'transformer was trained for {", ".join(trained)} '
+                     '(transformer.tasks)')
+  base = inference.Predictor(config, workdir, mesh, jobs[0])
   source = builder.as_data_source(split=ev.split)
   n = min(len(source), ev.max_clips or len(source))
   if n < 2:
     raise ValueError(f'split {ev.split!r} has {n} clip(s); the audio ablation '
                      'needs at least 2')
+  results = {}
+  for task in jobs:  # one checkpoint, a table per job
+    results[task] = _evaluate(config, base.for_task(task), source, n, mesh,
+                              episodes, out)
+  result = results[jobs[0]]
+  if len(jobs) > 1:
+    result['tasks'] = {t: result_file(ev.split, t) for t in jobs}
+  return result
+
+
+def result_file(split: str, task: str) -> str:
+  """The JSON evaluate writes for `task` (a continuation: <split>.json)."""
+  return f'{split}.json' if task == 'continue' else f'{split}_{task}.json'
+
+
+def _evaluate(config, p: inference.Predictor, source, n: int, mesh,
+              episodes: str, out: str) -> dict:
+  """Every method on the first `n` clips of `source` for p's task: the
+  JSON written, the table printed."""
+  ev = config.evaluate
+  spec = p.records.clip_spec
   batch = mesh_lib.round_batch(ev.batch_size, mesh)
   c0, f = p.context, p.frames
   scored = np.flatnonzero(~p.given)  # the generated frames, never a given one
@@ -166,7 +197,7 @@ def run(config, workdir: str) -> dict:
     logging.info('evaluate: %d/%d clips (%.0f s)', ids[-1] + 1, n,
                  time.time() - t0)
 
-  result = dict(split=ev.split, clips=n, context_frames=c0,
+  result = dict(task=p.task, split=ev.split, clips=n, context_frames=c0,
                 predicted_frames=int(scored.size), tokenizer_step=p.tok_step,
                 transformer_step=p.step, sample=config.sample.to_dict(),
                 seconds=round(time.time() - t0, 1), methods={})
@@ -175,11 +206,10 @@ def run(config, workdir: str) -> dict:
   for k in METHODS:
     if per[k]:
       result['methods'][k] = _summary(per[k], mouth[k])
-  path = os.path.join(out, f'{ev.split}.json')
+  path = os.path.join(out, result_file(ev.split, p.task))
   if jax.process_index() == 0:
     storage.write_text(path, json.dumps(result, indent=1))
-    with storage.output_file(os.path.join(out, f'{ev.split}_examples.gif')
-                             ) as gif:
+    with storage.output_file(path[:-len('.json')] + '_examples.gif') as gif:
       _write_examples(gif, examples, c0)
   print(table(result), flush=True)
   print(f'evaluate: wrote {path}', flush=True)
@@ -249,7 +279,8 @@ def table(result: dict) -> str:
   mouth = all('mouth_mse' in v for v in methods.values())
   head = f"{'method':<18}{'PSNR dB':>9}{'SSIM':>8}{'MSE':>10}"
   head += f"{'mouth MSE':>11}" if mouth else ''
-  lines = [f"evaluate on {result['split']}: {result['clips']} clips, "
+  lines = [f"evaluate {result.get('task', 'continue')} on {result['split']}: "
+           f"{result['clips']} clips, "
            f"{result['context_frames']} context -> "
            f"{result['predicted_frames']} predicted frames "
            + (f"between keyframes (given frames {result['given_frames']}) "

@@ -11,6 +11,7 @@ changes. tokenize, evaluate and predict use this module; it imports no stage.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from typing import Any, Optional
 
@@ -106,7 +107,7 @@ def load_transformer(config, workdir: str, records: tokens_lib.Records, mesh
 class Predictor:
   """Tokenizer + transformer, jitted once: frames and sound -> predicted frames."""
 
-  def __init__(self, config, workdir: str, mesh):
+  def __init__(self, config, workdir: str, mesh, task: str = ''):
     self.config, self.mesh = config, mesh
     # Models and tokens of the dataset in use, or a clear stop: a model
     # trained on what is now the test split would flatter every number.
@@ -122,16 +123,8 @@ class Predictor:
     if config.evaluate.paste not in PASTES:
       raise ValueError(f'config.evaluate.paste={config.evaluate.paste!r}: '
                        f'use one of {", ".join(PASTES)}')
-    if cfg.task not in ('continue', 'interpolate'):
-      raise ValueError(f'evaluate/predict continue a shot; the model was '
-                       f'trained for task {cfg.task!r}')
     self.frames = cfg.frames * self.temporal  # pixel frames of one window
     self.context = cfg.context * self.temporal
-    # Pixel frames of a window that are given, never generated: the context,
-    # and for an in-between the frames of the last latent step (the last
-    # keyframe, which the tokenizer encodes with the frames of its step).
-    self.given = np.repeat(self.order.known_steps, self.temporal)
-    s = config.sample
     self._encode = jax.jit(tok.encode,
                            compiler_options=xla_options.convolutions())
     self._decode = jax.jit(tok.decode,
@@ -144,11 +137,36 @@ class Predictor:
           method=self.model.audio_features)[:, :cfg.frames]
 
     self._features = jax.jit(features)
-    self._generate = jax.jit(lambda idx, feats: self.order.to_grid(
+    self._set_task(task)
+
+  def _set_task(self, task: str) -> None:
+    trained = from_config.task_weights(self.config)
+    self.task = task or next(iter(trained))
+    if self.task not in trained:
+      raise ValueError(f'the transformer was trained for '
+                       f'{", ".join(trained)} (transformer.tasks), not '
+                       f'{self.task!r}')
+    if self.task not in ('continue', 'interpolate'):
+      raise ValueError(f'evaluate and predict continue a shot or fill one in '
+                       f'(continue, interpolate); {self.task!r} is not '
+                       'supported yet')
+    self.order = from_config.order(self.config, self.records.grid, self.task)
+    # Pixel frames of a window that are given, never generated: the context,
+    # and for an in-between the frames of the last latent step (the last
+    # keyframe, which the tokenizer encodes with the frames of its step).
+    self.given = np.repeat(self.order.known_steps, self.temporal)
+    s, order = self.config.sample, self.order
+    self._generate = jax.jit(lambda idx, feats: order.to_grid(
         sample.generate(self.model, self.params,
-                        sample.known_sequence(idx, self.order), self.order,
+                        sample.known_sequence(idx, order), order,
                         feats, jax.random.key(s.seed), temperature=s.temperature,
                         top_k=s.top_k, top_p=s.top_p)))
+
+  def for_task(self, task: str) -> 'Predictor':
+    """The same models and weights, generating for another trained task."""
+    other = copy.copy(self)
+    other._set_task(task)  # pylint: disable=protected-access
+    return other
 
   def tokens(self, video):
     """uint8 (B, frames, H, W, 3) -> token grids (B, steps, h, w)."""

@@ -15,14 +15,16 @@ the left and the prediction on the right, and the frames are listed with
 their PSNR. With no real future (the end of the file) there is no sound for
 the predicted frames either, so the model runs with the sound switched off.
 
-A model trained with transformer.task='interpolate' fills in instead: the
-window's last latent step is given too (the file's frames there are the end
-keyframe), comes back unchanged beside the context, and only the frames in
-between are generated (and scored).
+With predict.task='interpolate' (a model trained on it: transformer.tasks;
+'' is the model's main task) it fills in instead: the window's last latent
+step is given too (the file's frames there are the end keyframe), comes back
+unchanged beside the context, and only the frames in between are generated
+(and scored).
 """
 
 from __future__ import annotations
 
+import fractions
 import json
 import os
 
@@ -56,11 +58,14 @@ def run(config, workdir: str) -> dict:
   out = storage.expand(pc.out) or workdir_lib.stage_dir(workdir, 'predict')
   # Never compute a continuation that cannot be written.
   storage.writable(out, '--config.predict.out' if pc.out else '--workdir')
+  if pc.get('first') or pc.get('last'):
+    return between_pictures(config, workdir, out)
   path = storage.expand(pc.video) if pc.video else _default_video(config, workdir)
   if not storage.exists(path):
     raise FileNotFoundError(f'config.predict.video: no such file {path}')
   # One device: a single clip does not divide over a mesh.
-  p = inference.Predictor(config, workdir, mesh_lib.make_mesh(1, 1))
+  p = inference.Predictor(config, workdir, mesh_lib.make_mesh(1, 1),
+                          config.predict.get('task', ''))
   spec = p.records.clip_spec
   d = video_io.decode(storage.local_copy(path), spec['height'], spec['width'],
                       resize=spec['resize'], fps=spec.get('fps') or None,
@@ -148,4 +153,87 @@ def run(config, workdir: str) -> dict:
         f"({'with' if use_audio else 'without'} "
         f"sound){' beside the real ones' if has_future else ''}: "
         f"{stem}.mp4, {stem}.gif", flush=True)
+  return result
+
+
+def between_pictures(config, workdir: str, out: str) -> dict:
+  """In-betweening two pictures (predict.first, predict.last), with the
+  sound of predict.sound if given: first keyframe, generated frames, last
+  keyframe as MP4 and GIF.
+
+  The model's window is built from the pictures: the first held over the
+  context, the last over the window's last latent step. The tokenizer is
+  causal in time, so the last step's tokens also see the frames just before
+  it; those are unknown here and are a cross-fade of the two pictures while
+  encoding (only the keyframes' tokens are read).
+  """
+  pc = config.predict
+  paths = {}
+  for field in ('first', 'last'):
+    value = pc.get(field)
+    if not value:
+      raise errors.UserError(f'--config.predict.{field}: give both keyframe '
+                             'pictures (first and last)')
+    paths[field] = storage.expand(value)
+    if not storage.exists(paths[field]):
+      raise errors.UserError(f'--config.predict.{field}={value}: no such file')
+  sound = storage.expand(pc.sound) if pc.get('sound') else ''
+  if sound and not storage.exists(sound):
+    raise errors.UserError(f'--config.predict.sound={pc.sound}: no such file')
+  p = inference.Predictor(config, workdir, mesh_lib.make_mesh(1, 1),
+                          pc.get('task') or 'interpolate')
+  if p.task != 'interpolate':
+    raise errors.UserError(f'two keyframe pictures need '
+                           f'--config.predict.task=interpolate, not {p.task}')
+  spec = p.records.clip_spec
+  h, w, f, c0 = spec['height'], spec['width'], p.frames, p.context
+  try:
+    first, last = (video_io.decode_image(storage.local_copy(paths[k]), h, w,
+                                         resize=spec['resize'])
+                   for k in ('first', 'last'))
+    pcm = (video_io.decode_audio(storage.local_copy(sound),
+                                 spec['sample_rate']) if sound else None)
+  except video_io.VideoError as e:
+    raise errors.UserError(str(e)) from e
+  fps = fractions.Fraction(pc.get('fps') or spec.get('fps')
+                           or video_io.FILM_RATE).limit_denominator(1001)
+  end = np.flatnonzero(p.given[c0:])[0] + c0  # the last keyframe's first frame
+  blend = np.linspace(0, 1, end - c0 + 2)[1:-1, None, None, None]
+  window = np.concatenate([
+      np.repeat(first[None], c0, 0),
+      (first * (1 - blend) + last * blend).round().astype(np.uint8),
+      np.repeat(last[None], f - end, 0)])
+  rate = spec['sample_rate']
+  lead = round(fractions.Fraction(c0 - 1) / fps * rate)  # sound starts at k0
+  audio = np.zeros(lead, np.int16) if pcm is None else np.concatenate(
+      [np.zeros(lead, np.int16), pcm])
+  feats = p.audio_features(
+      jnp.asarray(pipeline.fit_audio(audio, p.records.audio_len)[None]),
+      jnp.asarray([float(fps)], jnp.float32), jnp.asarray([pcm is not None]))
+  toks = np.asarray(p.generate(p.tokens(jnp.asarray(window[None])), feats))
+  pred = p.finish(np.array(p.reconstruct(jnp.asarray(toks))), toks,
+                  window[None])[0]
+  made = pred[c0:end]
+  frames = np.concatenate([first[None] / 255.0, made, last[None] / 255.0])
+  stem = os.path.join(out, '_to_'.join(
+      os.path.splitext(os.path.basename(paths[k]))[0] for k in ('first', 'last')))
+  frames = render.to_uint8(np.clip(frames, 0, 1))
+  frames = np.repeat(np.repeat(frames, pc.scale, 1), pc.scale, 2)
+  span = None
+  if pcm is not None:
+    n = round(fractions.Fraction(len(frames)) / fps * rate)
+    span = np.zeros(n, np.int16)
+    span[:min(n, len(pcm))] = pcm[:n]
+  with storage.output_file(stem + '.mp4') as local:
+    render.write_mp4(local, frames, float(fps), span, rate)
+  with storage.output_file(stem + '.gif') as local:
+    render.write_gif(local, frames, float(fps))
+  result = dict(first=paths['first'], last=paths['last'], sound=sound or None,
+                fps=f'{fps.numerator}/{fps.denominator}',
+                generated_frames=int(end - c0), frames=len(frames),
+                files=[stem + '.mp4', stem + '.gif'])
+  storage.write_text(stem + '.json', json.dumps(result, indent=1))
+  print(f"predict: {end - c0} frames between {paths['first']} and "
+        f"{paths['last']} ({'with the sound of ' + sound if sound else 'without sound'}"
+        f", {float(fps):.3f} fps): {stem}.mp4, {stem}.gif", flush=True)
   return result

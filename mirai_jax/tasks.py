@@ -9,7 +9,9 @@ generating the rest (MAGVIT / scenic style: one model, many masks):
 
 `Order` turns a mask into the sequence the model reads: known positions in
 raster order, then unknown ones in raster order (time-major, so a
-continuation is generated frame after frame).
+continuation is generated frame after frame). One model can train on a mix
+of tasks (`parse_weights`): each batch draws one, so one checkpoint serves
+them all.
 """
 
 from __future__ import annotations
@@ -19,6 +21,28 @@ import dataclasses
 import numpy as np
 
 TASKS = ('continue', 'interpolate', 'outpaint')
+
+
+def parse_weights(spec: str, field: str = 'config.transformer.tasks'
+                  ) -> dict[str, float]:
+  """'continue' or 'continue:2,interpolate:1' -> {task: weight}, in the order
+  given (the first is the model's main task). ValueError naming `field`."""
+  weights = {}
+  for part in str(spec).split(','):
+    name, _, w = part.strip().partition(':')
+    if name not in TASKS:
+      raise ValueError(f'{field}={spec!r}: unknown task {name!r}; write one '
+                       f'or more of {", ".join(TASKS)} as task or task:weight, '
+                       "comma-separated (e.g. 'continue:2,interpolate:1')")
+    try:
+      weight = float(w) if w else 1.0
+    except ValueError:
+      weight = -1.0
+    if not weight > 0 or name in weights:
+      raise ValueError(f'{field}={spec!r}: each task once, with a positive '
+                       f'weight (got {part.strip()!r})')
+    weights[name] = weight
+  return weights
 
 
 def known_mask(task: str, grid, context: int = 1, keep_cols: int = 0

@@ -274,6 +274,35 @@ def decode(path: str, height: int, width: int, *, resize: str = 'crop',
       warnings=[l.strip() for l in err.splitlines() if l.strip()])
 
 
+def decode_image(path: str, height: int, width: int, *,
+                 resize: str = 'crop') -> np.ndarray:
+  """One picture (any format ffmpeg reads: PNG, JPEG, WebP, ..., or a video's
+  first frame) -> (H, W, 3) uint8, scaled as `decode` scales frames."""
+  d = decode(path, height, width, resize=resize)
+  if not len(d.frames):
+    raise VideoError(f'{path}: no picture could be read from it')
+  return d.frames[0]
+
+
+def decode_audio(path: str, sample_rate: int = 16000) -> np.ndarray:
+  """The first sound stream of `path` (a sound file or a video) -> mono int16
+  PCM at `sample_rate`, sample 0 at the start of the file."""
+  if not os.path.isfile(path):
+    raise VideoError(f'{path}: no such file')
+  args = [ffmpeg_exe(), '-hide_banner', '-nostdin', '-v', 'error', '-i',
+          'file:' + os.path.abspath(path), '-map', '0:a:0', '-ac', '1',
+          '-ar', str(sample_rate), '-f', 's16le', 'pipe:1']
+  proc = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True,
+                        check=False)
+  if proc.returncode != 0:
+    raise VideoError(f'{path}: no readable sound in it: '
+                     f'{_last_error(proc.stderr.decode("utf-8", "replace"))}')
+  pcm = np.frombuffer(proc.stdout, np.int16)
+  if not pcm.size:
+    raise VideoError(f'{path}: its sound stream is empty')
+  return pcm
+
+
 def write_video(path: str, frames, fps, audio: Optional[np.ndarray] = None,
                 sample_rate: int = 48000, *, video_codec: str = 'libx264',
                 audio_codec: str = 'aac', crf: int = 18,

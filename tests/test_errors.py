@@ -81,11 +81,17 @@ BAD = [
     ('transformer.frames', 21, 'at most 20, the latent steps'),
     ('transformer.context', 6, 'context=6 must be between 1 and 5'),
     ('transformer.width', 130, 'multiple of transformer.heads=4'),
-    ('transformer.task', 'fly', 'one of continue, interpolate, outpaint'),
-    ('transformer.task', 'outpaint', 'evaluate and predict continue a shot'),
+    ('transformer.tasks', 'fly', "unknown task 'fly'; write one or more of "
+     'continue, interpolate, outpaint'),
+    ('transformer.tasks', 'continue:0', 'each task once, with a positive weight'),
+    ('transformer.tasks', 'continue,continue', 'each task once'),
+    ('transformer.tasks', 'outpaint', 'evaluate continues a shot or fills one'),
+    ('predict.task', 'fly', "must be '' (the main task) or one of"),
+    ('predict.task', 'interpolate', "'interpolate' was not trained"),
+    ('predict.fps', -1.0, 'must be a number >= 0'),
     ('transformer.attention', 'flash', 'one of auto, xla, cudnn'),
     ('transformer.attention', 'cudnn', 'needs an NVIDIA GPU'),
-    ('transformer.remat', 'some', 'one of none, dots, full'),
+    ('transformer.remat', 'some', 'one of none, dots, dots_attention, full'),
     ('transformer.heads', 0, 'integer >= 1'),
     ('tokenizer.norm', 'batch', "one of group, none"),
     ('tokenizer.quantizer', 'lfq', 'one of fsq, vq'),
@@ -329,3 +335,18 @@ def test_a_full_disk_during_an_async_save_is_one_line(tmp_path):
       f'transformer: file too large (a file size limit: ulimit -f, or the file '
       f'system) writing {workdir}/transformer/checkpoints: raise the limit or '
       'give another --workdir')
+
+
+def test_keyframe_pictures_are_checked_before_any_work():
+  with pytest.raises(errors.UserError) as e:
+    checks.validate(_config(**{'transformer.tasks': 'continue,interpolate',
+                               'predict.first': '/no/a.png'}), ALL)
+  lines = [l.strip() for l in str(e.value).splitlines()]
+  assert '--config.predict.first=/no/a.png: no such file' in lines
+  assert any(l.startswith('--config.predict.last=: give both keyframe')
+             for l in lines), lines
+  with pytest.raises(errors.UserError) as e:  # a model that cannot fill in
+    checks.validate(_config(**{'predict.first': __file__,
+                               'predict.last': __file__}), ALL)
+  assert "'interpolate' was not trained" in str(e.value)
+  assert 'need a model trained to fill in' in str(e.value)

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 from PIL import Image
 
 import helpers
@@ -66,18 +67,27 @@ def test_demo_runs_end_to_end(tmp_path):
     rollout = json.load(f)
   assert rollout['windows'] == 3 and rollout['predicted_frames'] == 6
   assert not rollout['audio'] and 'psnr_per_frame' not in rollout
-  # In-betweening: the same tokens, a transformer trained to fill the step
-  # between the context and the window's last step (the end keyframe).
+  # One transformer for two jobs: continuing, and filling the step between
+  # the context and the window's last step (the end keyframe).
   inter = str(tmp_path / 'inter')
   shutil.copytree(workdir, inter,
                   ignore=shutil.ignore_patterns('transformer', 'evaluate',
                                                 'predict'))
-  task = '--config.transformer.task=interpolate'
+  mix = '--config.transformer.tasks=continue:2,interpolate:1'
   proc = _run('mirai_jax.main', '--config=configs/demo.py',
               f'--workdir={inter}', '--mode=transformer,evaluate,predict',
-              *tiny, task, '--config.predict.start=2.0')
+              *tiny, mix, '--config.predict.task=interpolate',
+              '--config.predict.start=2.0')
+  assert 'tasks continue 67%, interpolate 33%' in proc.stdout
+  assert 'transformer val step 3 (interpolate): loss' in proc.stdout
   assert 'MSE vs cross-fade of the keyframes' in proc.stdout
+  with open(os.path.join(inter, 'transformer', 'validation.json')) as f:
+    assert set(json.load(f)['tasks']) == {'continue', 'interpolate'}
   with open(os.path.join(inter, 'evaluate', 'test.json')) as f:
+    cont = json.load(f)
+  assert cont['task'] == 'continue' and 'given_frames' not in cont
+  assert cont['predicted_frames'] == 2
+  with open(os.path.join(inter, 'evaluate', 'test_interpolate.json')) as f:
     result = json.load(f)
   # Frames 0, 1 (context) and 3 (the end keyframe) are given, never scored.
   assert result['given_frames'] == [0, 1, 3]
@@ -88,6 +98,28 @@ def test_demo_runs_end_to_end(tmp_path):
     pred = json.load(f)
   assert pred['given_frames'] == [0, 1, 3] and pred['predicted_frames'] == 1
   assert len(pred['psnr_per_frame']) == 1
+  # Between two pictures of any size, with a sound file (here an episode's).
+  pics = [str(tmp_path / n) for n in ('key_a.png', 'key_b.jpg')]
+  ramp = np.linspace(0, 255, 160).astype(np.uint8)
+  Image.fromarray(np.stack([np.tile(ramp, (90, 1))] * 3, -1)).save(pics[0])
+  Image.fromarray(np.full((300, 200, 3), 220, np.uint8)).save(pics[1])
+  sound = os.path.join(workdir, 'episodes', 'ep002.mp4')
+  proc = _run('mirai_jax.main', '--config=configs/demo.py',
+              f'--workdir={inter}', '--mode=predict', *tiny, mix,
+              f'--config.predict.first={pics[0]}',
+              f'--config.predict.last={pics[1]}',
+              f'--config.predict.sound={sound}', '--config.predict.scale=1')
+  assert '1 frames between' in proc.stdout and 'with the sound of' in proc.stdout
+  stem = os.path.join(inter, 'predict', 'key_a_to_key_b')
+  with open(stem + '.json') as f:
+    between = json.load(f)
+  assert between['frames'] == 3 and between['generated_frames'] == 1
+  got = video_io.decode(stem + '.mp4', 64, 64)
+  assert len(got.frames) == 3 and got.audio is not None
+  # The keyframes come back as given (up to the codec), the middle is new.
+  first = video_io.decode_image(pics[0], 64, 64)
+  assert np.abs(got.frames[0].astype(int) - first).mean() < 6
+  assert np.abs(got.frames[-1].astype(int) - 220).mean() < 6
   gif = os.path.join(workdir, 'preview', 'train_grid.gif')
   mp4 = os.path.join(workdir, 'preview', 'train_clips.mp4')
   assert Image.open(gif).n_frames == 20

@@ -260,6 +260,28 @@ def test_sharded_steps_equal_single_device_steps(reference, tmp_path):
                                [ref[s] for s in sorted(ref)], rtol=2e-5)
 
 
+def test_tasks_are_drawn_per_batch_with_their_weights():
+  draws = np.asarray(jax.vmap(lambda k: train_transformer.draw_task(
+      k, [3.0, 1.0]))(jax.random.split(jax.random.key(0), 4000)))
+  assert set(draws) == {0, 1}
+  assert abs((draws == 0).mean() - 0.75) < 0.03
+
+
+def test_a_task_mix_trains_and_validates_every_task(reference, tmp_path):
+  workdir = _workdir(tmp_path, 'mix')
+  result = train_transformer.train_and_evaluate(
+      _config(tasks='continue:1,interpolate:1'), workdir)
+  per = result['tasks']
+  assert list(per) == ['continue', 'interpolate']
+  for r in per.values():
+    assert np.isfinite(r['loss']) and 0 <= r['accuracy'] <= 1
+  assert result['loss'] == per['continue']['loss']  # the main task on top
+  # Other losses than the single-task run's: the batches drew both tasks.
+  ref = _losses(reference[0])
+  got = _losses(workdir)
+  assert [got[s] for s in sorted(got)] != [ref[s] for s in sorted(ref)]
+
+
 def test_resume_continues_exactly(reference, tmp_path):
   ref_dir = reference[0]
   workdir = str(tmp_path / 'resumed')

@@ -49,11 +49,18 @@ def transformer(config, grid, codebook_size: int
           head_dim=cfg.width // cfg.heads, length=cfg.frames * h * w))
 
 
-def order(config, grid) -> tasks.Order:
-  """The reading order (known tokens first) of the config's task."""
+def task_weights(config) -> dict[str, float]:
+  """{task: weight} the transformer trains on; the first is its main task."""
+  return tasks.parse_weights(config.transformer.tasks)
+
+
+def order(config, grid, task: str | None = None) -> tasks.Order:
+  """The reading order (known tokens first) of `task` (default: the
+  config's main task) over the training window."""
   cfg = config.transformer
   _, h, w = grid
-  return tasks.make_order(cfg.task, (cfg.frames, h, w), cfg.context)
+  task = task or next(iter(task_weights(config)))
+  return tasks.make_order(task, (cfg.frames, h, w), cfg.context)
 
 
 def init_transformer(model: transformer_lib.Transformer, order: tasks.Order,

@@ -145,10 +145,28 @@ def setup(config, records: tokens_lib.Records):
   return model, order, tx, make_state
 
 
+def task_orders(config, records: tokens_lib.Records) -> dict:
+  """{task: its reading order} of every task the config trains."""
+  return {t: from_config.order(config, records.grid, t)
+          for t in from_config.task_weights(config)}
+
+
+def draw_task(rng, weights) -> jax.Array:
+  """Index of the task a batch trains on, drawn with the given weights."""
+  w = jnp.asarray(list(weights), jnp.float32)
+  return jax.random.choice(rng, w.size, p=w / w.sum())
+
+
 def make_update(config, model, order, tx, records: tokens_lib.Records):
+  """The training step. With several tasks (transformer.tasks) each batch
+  draws one and trains on its reading order (a lax.switch over the tasks:
+  each order stays static, so the output layer still runs on that task's
+  unknown tokens only); `order` is the main task's."""
   cfg = config.transformer
   base_rng = jax.random.key(config.seed)
   clip_steps = records.grid[0]
+  weights = from_config.task_weights(config)
+  orders = list(task_orders(config, records).values())
 
   def update(state: State, batch: dict) -> tuple[State, dict]:
     rng = jax.random.fold_in(base_rng, state.step)
@@ -157,11 +175,17 @@ def make_update(config, model, order, tx, records: tokens_lib.Records):
     starts = jax.random.randint(r_start, (b,), 0, clip_steps - cfg.frames + 1)
     use_audio = batch['has_audio'] & (
         jax.random.uniform(r_audio, (b,)) >= cfg.audio_dropout)
-    (loss, acc), grads = jax.value_and_grad(
-        lambda p: loss_fn(model, p, batch, records, order, starts, use_audio,
-                          train=True, rng=r_drop,
-                          chunk=cfg.get('loss_chunk', 0)),
-        has_aux=True)(state.params)
+    loss_of = lambda o: lambda p: loss_fn(
+        model, p, batch, records, o, starts, use_audio, train=True,
+        rng=r_drop, chunk=cfg.get('loss_chunk', 0))
+    if len(orders) == 1:
+      objective = loss_of(order)
+    else:  # its own key: a single-task run draws exactly what it drew before
+      task = draw_task(jax.random.fold_in(rng, len(orders)), weights.values())
+      objective = lambda p: jax.lax.switch(task, [loss_of(o) for o in orders],
+                                           p)
+    (loss, acc), grads = jax.value_and_grad(objective,
+                                            has_aux=True)(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     new = state.replace(params=params, opt_state=opt_state,
@@ -213,22 +237,32 @@ def train_and_evaluate(config, workdir: str) -> dict:
   writer = metrics_lib.Writer(out, cfg.steps, 'transformer')
   n_params = sum(x.size for x in jax.tree.leaves(state.params))
   if jax.process_index() == 0:
+    weights = from_config.task_weights(config)
     print(f'transformer: {n_params / 1e6:.2f}M parameters, {order.perm.size} '
-          f'tokens per window ({order.num_known} known), attention '
-          f'{model.attention}, remat {model.remat}, '
+          f'tokens per window ({order.num_known} known), tasks '
+          + ', '.join(f'{t} {w / sum(weights.values()):.0%}'
+                      for t, w in weights.items()) +
+          f', attention {model.attention}, remat {model.remat}, '
           f'{"bf16" if cfg.mixed_precision else "float32"}, mesh '
           f'{dict(mesh.shape)}, start step {start}', flush=True)
 
   # ------------------------------------------------------------- Evals
+  orders = task_orders(config, records)  # the main task first
+
   @jax.jit
   def val_losses(params, batch):
+    """{task: losses with the clip's sound, another clip's, none}."""
     starts = jnp.zeros(batch['tokens'].shape[0], jnp.int32)
     on, off = batch['has_audio'], jnp.zeros_like(batch['has_audio'])
-    run = lambda **kw: loss_fn(model, params, batch, records, order, starts,
-                               **kw)
-    return dict(zip(('loss', 'accuracy'), run(use_audio=on)),
-                loss_mismatched_audio=run(use_audio=on, shuffle_audio=True)[0],
-                loss_no_audio=run(use_audio=off)[0])
+    out = {}
+    for task, o in orders.items():
+      run = lambda o=o, **kw: loss_fn(model, params, batch, records, o,
+                                      starts, **kw)
+      out[task] = dict(
+          zip(('loss', 'accuracy'), run(use_audio=on)),
+          loss_mismatched_audio=run(use_audio=on, shuffle_audio=True)[0],
+          loss_no_audio=run(use_audio=off)[0])
+    return out
 
   def validate(step, state):
     loader = tokens_lib.make_loader(token_dir, 'validation', shuffle=False,
@@ -240,16 +274,24 @@ def train_and_evaluate(config, workdir: str) -> dict:
       raise ValueError('the validation split has fewer token records than '
                        f'one batch ({cfg.eval_batch_size}); lower '
                        'config.transformer.eval_batch_size')
-    result = {k: float(np.mean([s[k] for s in sums])) for k in sums[0]}
-    writer.scalars(step, {f'val/{k}': v for k, v in result.items()})
-    result = dict(step=step, **result)
+    per = {t: {k: float(np.mean([s[t][k] for s in sums])) for k in sums[0][t]}
+           for t in orders}
+    main = next(iter(orders))
+    # The main task's figures at the top (val/loss, ...), the others by name.
+    writer.scalars(step, {f'val/{k}' if t == main else f'val/{t}/{k}': v
+                          for t, r in per.items() for k, v in r.items()})
+    result = dict(step=step, **per[main])
+    if len(per) > 1:
+      result['tasks'] = per
     if jax.process_index() == 0:
       storage.write_text(os.path.join(out, 'validation.json'),
                          json.dumps(result, indent=1))
-    print(f"transformer val step {step}: loss {result['loss']:.4f} (mismatched "
-          f"audio {result['loss_mismatched_audio']:.4f}, no audio "
-          f"{result['loss_no_audio']:.4f}), accuracy {result['accuracy']:.3f}",
-          flush=True)
+    for t, r in per.items():
+      print(f"transformer val step {step}"
+            f"{f' ({t})' if len(per) > 1 else ''}: loss {r['loss']:.4f} "
+            f"(mismatched audio {r['loss_mismatched_audio']:.4f}, no audio "
+            f"{r['loss_no_audio']:.4f}), accuracy {r['accuracy']:.3f}",
+            flush=True)
     return result
 
   # -------------------------------------------------------- Train loop

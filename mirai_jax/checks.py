@@ -202,6 +202,7 @@ def _rules() -> dict[str, Callable[[Any], Optional[str]]]:
       # The audio ablation gives each clip the sound of another.
       'evaluate.max_clips': _zero_or_at_least(2),
       'evaluate.paste': OneOf(inference.PASTES),
+      'evaluate.rollout': Number(0, integer=True),
       'predict.video': _text, 'predict.start': Number(),
       'predict.windows': COUNT, 'predict.out': _text, 'predict.scale': COUNT,
       'predict.task': _task_or_main,

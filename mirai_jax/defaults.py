@@ -120,6 +120,9 @@ def sample(**overrides) -> ml_collections.ConfigDict:
 def evaluate(**overrides) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(dict(
       split='test', batch_size=16, max_clips=0,  # max_clips 0 = all
+      # > 0: also roll each test shot out over this many windows (a model
+      # trained to continue; mirai_jax/rollouts.py); 0 = off.
+      rollout=4,
       # How tokens become frames (inference.Predictor.finish): 'residual' =
       # the true last frame + the decoded change; 'block'; 'none' = plain
       # decoding.

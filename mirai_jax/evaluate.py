@@ -28,7 +28,9 @@ with a paste, copy_last_tokens is exactly copy_last and is left out.
 A model trained on several tasks (transformer.tasks) is evaluated on each
 that evaluate scores (continue, interpolate), from the one checkpoint.
 Writes <workdir>/evaluate/<split>.json (a continuation; an in-between:
-<split>_interpolate.json) and its GIF, and prints a table per task.
+<split>_interpolate.json) and its GIF, and prints a table per task. With
+evaluate.rollout > 0 a model that continues is also rolled out over each
+test shot for that many windows (mirai_jax/rollouts.py).
 
 A method is a named function of a batch that returns frames (METHODS); every
 method is scored with every function of scores.py on the predicted frames
@@ -50,6 +52,7 @@ import numpy as np
 from mirai_jax import inference
 from mirai_jax import mesh as mesh_lib
 from mirai_jax import render
+from mirai_jax import rollouts
 from mirai_jax import scores
 from mirai_jax import storage
 from mirai_jax import workdir as workdir_lib
@@ -149,6 +152,12 @@ def run(config, workdir: str) -> dict:
   result = results[jobs[0]]
   if len(jobs) > 1:
     result['tasks'] = {t: result_file(ev.split, t) for t in jobs}
+  if ev.get('rollout', 0) and 'continue' in jobs:
+    names = (builder.info.metadata or {}).get('split_episodes', {}).get(
+        ev.split, [])
+    rollouts.run(config, base.for_task('continue'), episodes, sorted(names),
+                 out)
+    result['rollout'] = f'{ev.split}_rollout.json'
   return result
 
 

@@ -190,6 +190,37 @@ class Predictor:
     return self.finish(np.array(self._decode(out)), np.asarray(out), real,
                        still)
 
+  def rollout(self, real, audio, fps, use_audio, windows: int):
+    """`windows` windows, each continuing from the last `context` latent
+    steps generated before it (fed back as tokens, never re-encoded).
+
+    real: uint8 (B, >= frames, H, W, 3); its first window is encoded, of
+    which the context (and an in-between's end keyframe, window 0 only) is
+    read, and later frames only by the paste. audio(w) -> (B, audio_len)
+    int16 sound of window w's frames; fps (B,); use_audio (B,) bool.
+    Returns (frames (B, context + windows * new, H, W, 3) in [0, 1], token
+    grids)."""
+    steps = self.config.transformer.frames
+    c_steps = self.config.transformer.context
+    given = self.order.known_steps
+    idx = np.asarray(self.tokens(jnp.asarray(real[:, :self.frames])))
+    grids = [idx[:, :c_steps]]
+    fps, use_audio = jnp.asarray(fps, jnp.float32), jnp.asarray(use_audio)
+    for w in range(windows):
+      feats = self.audio_features(jnp.asarray(audio(w)), fps, use_audio)
+      last = np.concatenate(grids, 1)[:, -c_steps:]
+      # The steps after the context are generated, except a keyframe's,
+      # which are the real tokens (window 0 only).
+      rest = np.where(given[None, c_steps:steps, None, None],
+                      idx[:, c_steps:steps], 0)
+      known = np.concatenate([last, rest], 1)
+      grids.append(np.asarray(self.generate(jnp.asarray(known), feats))[
+          :, c_steps:])
+    toks = np.concatenate(grids, 1)
+    frames = np.array(self.reconstruct(jnp.asarray(toks)))
+    total = frames.shape[1]
+    return self.finish(frames, toks, real[:, :total]), toks
+
   def still(self, toks):
     """The last known step's tokens repeated over every step, decoded: what
     the decoder shows when nothing changes (numpy, [0, 1])."""

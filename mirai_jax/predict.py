@@ -99,26 +99,10 @@ def run(config, workdir: str) -> dict:
         f'{path}: use --config.predict.windows=1 and a start at least '
         f'{float((f - c0) / d.fps):.2f} s before its end')
   use_audio = bool(d.audio is not None and has_future)
-  fps = jnp.asarray([float(d.fps)], jnp.float32)
-  steps, c_steps = p.config.transformer.frames, p.config.transformer.context
-  given = p.order.known_steps  # (steps,): the context, and an end keyframe
-  idx = np.asarray(p.tokens(jnp.asarray(real[None, :f])))
-  grids = [idx[:, :c_steps]]
-  for w in range(pc.windows):
-    s0 = k0 + w * new
-    audio = pipeline.fit_audio(d.audio_span(s0, s0 + f), p.records.audio_len)
-    feats = p.audio_features(jnp.asarray(audio[None]), fps,
-                             jnp.asarray([use_audio]))
-    last = np.concatenate(grids, 1)[:, -c_steps:]
-    # The steps after the context are generated, except a keyframe's,
-    # which are the file's own tokens (window 0 only).
-    rest = np.where(given[None, c_steps:steps, None, None],
-                    idx[:, c_steps:steps], 0)
-    known = np.concatenate([last, rest], 1)
-    grids.append(np.asarray(p.generate(jnp.asarray(known), feats))[:, c_steps:])
-  toks = np.concatenate(grids, 1)
-  pred = np.array(p.reconstruct(jnp.asarray(toks)))
-  pred = p.finish(pred, toks, real[None])[0]
+  sound = lambda w: pipeline.fit_audio(
+      d.audio_span(k0 + w * new, k0 + w * new + f), p.records.audio_len)[None]
+  pred = p.rollout(real[None], sound, [float(d.fps)], [use_audio],
+                   pc.windows)[0][0]
   # Given frames are shown as they were: the context, and an end keyframe.
   shown = np.concatenate([p.given, np.zeros(total - f, bool)])  # total >= f
   pred[shown] = real[shown] / 255.0

@@ -104,3 +104,17 @@ def test_keyframe_baselines_blend_or_hold_the_two_keyframes():
   b = _keyframe_batch([True, True, False, False, False])
   assert evaluate.METHODS['crossfade'](None, b) is None
   assert evaluate.METHODS['nearest_keyframe'](None, b) is None
+
+
+def test_the_rollout_table_reads_its_json():
+  from mirai_jax import rollouts  # pylint: disable=g-import-not-at-top
+  m = lambda a, b: {'psnr_at_1x': a, 'psnr_at_2x': b,
+                    'psnr_drift_db_per_s': -3.5}
+  text = rollouts.table(dict(split='test', shots=3, windows=2,
+                             training_horizon_frames=4,
+                             methods=dict(model=m(25.0, 22.5),
+                                          copy_last=m(30.0, 21.0))))
+  lines = text.splitlines()
+  assert lines[0].startswith('rollout on test: 3 shots, 2 windows of 4 frames')
+  assert lines[3].split() == ['model', '25.00', '22.50', '-3.50']
+  assert lines[4].split() == ['copy_last', '30.00', '21.00', '-3.50']

@@ -47,6 +47,16 @@ def test_demo_runs_end_to_end(tmp_path):
                                     'copy_last', 'reconstruction'}
   for m in result['methods'].values():
     assert len(m['psnr_per_frame']) == 2 and 0 <= m['mouth_mse'] < 1
+  # The rollout of the test shots: 4 windows of 2 new frames each.
+  assert 'rollout on test:' in proc.stdout
+  with open(os.path.join(workdir, 'evaluate', 'test_rollout.json')) as f:
+    roll = json.load(f)
+  assert roll['horizon_frames'] == 8 and 0 < roll['shots'] <= 5
+  assert set(roll['methods']) == {'model', 'copy_last'}
+  assert all(len(m['psnr_per_frame']) == 8 for m in roll['methods'].values())
+  assert roll['shots_per_frame'][0] == roll['shots']
+  assert Image.open(os.path.join(workdir, 'evaluate',
+                                 'test_rollout.png')).size[0] > 100
   # predict: the real frames beside the predicted ones, with the sound.
   out = os.path.join(workdir, 'predict', 'ep002_2.00s')
   with open(out + '.json') as f:

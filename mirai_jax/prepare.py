@@ -3,9 +3,10 @@ r"""Builds the anime_clips dataset from a folder of episodes, without TensorFlow
   python -m mirai_jax.prepare --manual_dir=EPISODES --data_dir=~/tensorflow_datasets \
       [--config=64x64_t20] [--stride=5 --name=64x64_t20_s5] [--workers=4]
 
-Flag names follow `tfds build`. Named configs: 64x64_t20 (default),
-128x128_t16, 64x112_t20_pad; any clip field can be changed with its own flag,
-which makes a new config (named by --name). Files that cannot be used are
+Flag names follow `tfds build`. Named configs (mirai_jax/build/clips.py
+NAMED): 64x64_t20 (default), 128x128_t16, 128x128_t32, 64x112_t20 (16:9,
+centre crop), 64x112_t20_pad; any clip field can be changed with its own
+flag, which makes a new config (named by --name). Files that cannot be used are
 reported by name with the reason and skipped; the summary lists them. The
 dataset only appears under data_dir once it is complete.
 

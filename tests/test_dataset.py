@@ -18,6 +18,7 @@ from mirai_jax import storage
 from mirai_jax import video_io
 from mirai_jax.build import clips
 from mirai_jax.build import episodes
+from mirai_jax.build import synthetic
 from mirai_jax.data import pipeline
 from mirai_jax.data import splits
 
@@ -243,3 +244,23 @@ def test_rebuilds_only_when_the_episodes_change(built, tmp_path):
   split.write_text(json.dumps({'train': ['ep000.mp4', 'ep001.mp4', 'ep002.mp4']}))
   third = dataset.build(str(manual), out, split_file=str(split))
   assert third.info.splits['train'].num_examples > n
+
+
+def test_16_9_clips_of_16_9_episodes_have_true_sides(tmp_path):
+  # What outpainting trains on: 64x112 clips whose side columns are picture,
+  # not the black bars a letterboxed 4:3 source would give.
+  (path,) = synthetic.write_episodes(str(tmp_path / 'wide'), 1, seconds=2.0,
+                                     height=240, width=426, seed=3)
+  wide = clips.NAMED['64x112_t20'][1]
+  kept, _ = clips.episode_clips(path, os.path.basename(path), wide)
+  video = np.stack([np.asarray(r['video']) for r in kept])
+  assert video.shape[2:] == (64, 112, 3)
+  sides = np.concatenate([video[..., :14, :], video[..., -14:, :]], -2)
+  assert sides.mean() > 20 and sides.std() > 5
+  # The same episode letterboxed into 16:9 from a 4:3 crop keeps bars.
+  tall = synthetic.write_episodes(str(tmp_path / 'tall'), 1, seconds=2.0,
+                                  seed=3)[0]
+  pad = clips.NAMED['64x112_t20_pad'][1]
+  kept, _ = clips.episode_clips(tall, os.path.basename(tall), pad)
+  bars = np.asarray(kept[0]['video'])[..., :10, :]
+  assert bars.max() < 20

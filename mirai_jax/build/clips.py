@@ -156,6 +156,11 @@ NAMED = {
     '128x128_t32': ('128x128, 32 frames (16 context + 16 to predict), centre '
                     'crop: configs/kny.py.',
                     ClipSpec(height=128, width=128, frames=32, stride=16)),
+    '64x112_t20': ('16:9, 64x112, 20 frames, centre crop: true sides to train '
+                   'widening 4:3 to 16:9 (transformer.tasks outpaint) on 16:9 '
+                   'sources (and the synthetic episodes rendered at 16:9, '
+                   'data.synthetic.width=426).',
+                   ClipSpec(width=112)),
     '64x112_t20_pad': ('16:9 frames with 4:3 sources letterboxed (input for '
                        'widening 4:3 to 16:9).',
                        ClipSpec(width=112, resize='pad')),

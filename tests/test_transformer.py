@@ -437,3 +437,13 @@ def test_a_workdir_of_another_model_is_refused_before_training(reference,
     train_transformer.train_and_evaluate(_config(width=48, steps=9), workdir)
   _, step = _params(_config(), workdir)
   assert step == 6  # nothing was written
+
+
+def test_task_mixes_are_read_in_order_with_default_weights():
+  assert tasks.parse_weights('continue') == {'continue': 1.0}
+  got = tasks.parse_weights(' interpolate:2, continue ')
+  assert list(got) == ['interpolate', 'continue']  # the first is the main one
+  assert got == {'interpolate': 2.0, 'continue': 1.0}
+  for bad in ('', 'continue:x', 'continue:-1', 'jump', 'continue,continue:2'):
+    with pytest.raises(ValueError, match='config.transformer.tasks'):
+      tasks.parse_weights(bad)

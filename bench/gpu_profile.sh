@@ -56,4 +56,5 @@ run tokenizer_2plus1d_latent 120 python3 bench/train_tokenizer.py \
   --config="$CONFIG" --steps=8 --config.tokenizer.conv=2+1d \
   --config.tokenizer.layout=latent
 run profile_sample 120 $P --stage=sample --steps=1
+run transformer_unrolled 200 $T --config.transformer.unroll=12
 echo "done in $(( $(date +%s) - start )) s"

@@ -192,6 +192,7 @@ def _rules() -> dict[str, Callable[[Any], Optional[str]]]:
       'transformer.audio_layers': NONNEG,
       'transformer.audio_dropout': Number(0, 1),
       'transformer.attention': OneOf(attention.IMPLEMENTATIONS),
+      'transformer.unroll': COUNT,
       'transformer.loss_chunk': NONNEG,
       **_optimiser('transformer'),
       # Sampling (sample.py): a negative temperature samples the least

@@ -102,6 +102,10 @@ def transformer(**overrides) -> ml_collections.ConfigDict:
       # TPUs, XLA below 512 tokens and blockwise flash above on CPUs.
       attention='auto',
       remat='none',  # models/remat.py: none | dots | dots_attention | full
+      # Layers per iteration of the scan over layers; `depth` = straight-line
+      # code (longer compiles, and XLA's CPU plan for kny needs 160 GB instead
+      # of 57: README "Benchmarks").
+      unroll=1,
       loss_chunk=0,  # predicted tokens per loss chunk; 0 = fit 512 MB logits
       batch_size=16, steps=400, lr=1e-3, final_lr_ratio=0.05, warmup_steps=50,
       weight_decay=0.01, b1=0.9, b2=0.95, grad_clip=1.0, ema=0.99,

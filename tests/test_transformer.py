@@ -260,6 +260,16 @@ def test_sharded_steps_equal_single_device_steps(reference, tmp_path):
                                [ref[s] for s in sorted(ref)], rtol=2e-5)
 
 
+def test_unrolled_layers_train_as_the_scan_does(reference, tmp_path):
+  from mirai_jax.models import from_config  # pylint: disable=g-import-not-at-top
+  assert from_config.transformer(_config(unroll=2), GRID, V).unroll == 2
+  workdir = _workdir(tmp_path, 'unrolled')
+  train_transformer.train_and_evaluate(_config(unroll=2), workdir)
+  ref, got = _losses(reference[0]), _losses(workdir)
+  np.testing.assert_allclose([got[s] for s in sorted(got)],
+                             [ref[s] for s in sorted(ref)], rtol=2e-5)
+
+
 def test_tasks_are_drawn_per_batch_with_their_weights():
   draws = np.asarray(jax.vmap(lambda k: train_transformer.draw_task(
       k, [3.0, 1.0]))(jax.random.split(jax.random.key(0), 4000)))

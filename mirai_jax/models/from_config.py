@@ -43,7 +43,7 @@ def transformer(config, grid, codebook_size: int
       width=cfg.width, depth=cfg.depth, heads=cfg.heads,
       mlp_ratio=cfg.mlp_ratio, dropout=cfg.dropout,
       audio_channels=cfg.audio_channels, audio_layers=cfg.audio_layers,
-      dtype=dtype, remat=cfg.get('remat', 'none'),
+      dtype=dtype, remat=cfg.get('remat', 'none'), unroll=cfg.get('unroll', 1),
       attention=attention_lib.resolve(
           cfg.get('attention', 'auto'), dtype=dtype,
           head_dim=cfg.width // cfg.heads, length=cfg.frames * h * w))

@@ -146,8 +146,10 @@ class Transformer(nn.Module):
     block = Block
     if self.remat != 'none':
       # prefill and train are Python bools (self counts as argument 0).
-      block = nn.remat(Block, policy=policy,
-                       prevent_cse=False, static_argnums=(6, 7))
+      # Skipping the CSE barrier is safe only with one layer per scan
+      # iteration (jax.checkpoint's docs); with several, keep it.
+      block = nn.remat(Block, policy=policy, prevent_cse=self.unroll > 1,
+                       static_argnums=(6, 7))
     # The layers as one scan over stacked parameters: compiled once, and the
     # backward pass keeps only what each layer's remat policy saves (XLA
     # cannot move a scan's recomputation, as it can with unrolled layers).

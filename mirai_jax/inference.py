@@ -210,7 +210,8 @@ class Predictor:
       feats = self.audio_features(jnp.asarray(audio(w)), fps, use_audio)
       last = np.concatenate(grids, 1)[:, -c_steps:]
       # The steps after the context are generated, except a keyframe's,
-      # which are the real tokens (window 0 only).
+      # which are the real tokens (an in-between is one window: predict
+      # and evaluate roll out continuations only).
       rest = np.where(given[None, c_steps:steps, None, None],
                       idx[:, c_steps:steps], 0)
       known = np.concatenate([last, rest], 1)

@@ -87,7 +87,7 @@ def test_demo_runs_end_to_end(tmp_path):
   proc = _run('mirai_jax.main', '--config=configs/demo.py',
               f'--workdir={inter}', '--mode=transformer,evaluate,predict',
               *tiny, mix, '--config.predict.task=interpolate',
-              '--config.predict.start=2.0')
+              '--config.predict.start=2.0', '--config.evaluate.rollout=0')
   assert 'tasks continue 67%, interpolate 33%' in proc.stdout
   assert 'transformer val step 3 (interpolate): loss' in proc.stdout
   assert 'MSE vs cross-fade of the keyframes' in proc.stdout

@@ -120,16 +120,10 @@ def run(config, workdir: str) -> dict:
     result['given_frames'] = [int(i) for i in np.flatnonzero(shown)]
   stem = os.path.join(out, f'{os.path.splitext(os.path.basename(path))[0]}_'
                            f'{float((k0 + c0) / d.fps):.2f}s')
-  frames = render.to_uint8(np.clip(frames, 0, 1))
-  frames = np.repeat(np.repeat(frames, pc.scale, 1), pc.scale, 2)
-  with storage.output_file(stem + '.mp4') as local:
-    render.write_mp4(local, frames, float(d.fps),
-                        d.audio_span(k0, k0 + total) if d.audio is not None
-                        else None,
-                        spec['sample_rate'])
-  with storage.output_file(stem + '.gif') as local:
-    render.write_gif(local, frames, float(d.fps))
-  result['files'] = [stem + '.mp4', stem + '.gif']
+  result['files'] = _write(
+      stem, frames, pc.scale, float(d.fps),
+      d.audio_span(k0, k0 + total) if d.audio is not None else None,
+      spec['sample_rate'])
   storage.write_text(stem + '.json', json.dumps(result, indent=1))
   print(f"predict: {c0} frames of {path} before {float((k0 + c0) / d.fps):.2f} s "
         f"-> {result['predicted_frames']} predicted frames "
@@ -201,23 +195,27 @@ def between_pictures(config, workdir: str, out: str) -> dict:
   frames = np.concatenate([first[None] / 255.0, made, last[None] / 255.0])
   stem = os.path.join(out, '_to_'.join(
       os.path.splitext(os.path.basename(paths[k]))[0] for k in ('first', 'last')))
-  frames = render.to_uint8(np.clip(frames, 0, 1))
-  frames = np.repeat(np.repeat(frames, pc.scale, 1), pc.scale, 2)
-  span = None
-  if pcm is not None:
-    n = round(fractions.Fraction(len(frames)) / fps * rate)
-    span = np.zeros(n, np.int16)
-    span[:min(n, len(pcm))] = pcm[:n]
-  with storage.output_file(stem + '.mp4') as local:
-    render.write_mp4(local, frames, float(fps), span, rate)
-  with storage.output_file(stem + '.gif') as local:
-    render.write_gif(local, frames, float(fps))
+  span = None if pcm is None else pipeline.fit_audio(
+      pcm, round(fractions.Fraction(len(frames)) / fps * rate))
   result = dict(first=paths['first'], last=paths['last'], sound=sound or None,
                 fps=f'{fps.numerator}/{fps.denominator}',
                 generated_frames=int(end - c0), frames=len(frames),
-                files=[stem + '.mp4', stem + '.gif'])
+                files=_write(stem, frames, pc.scale, float(fps), span, rate))
   storage.write_text(stem + '.json', json.dumps(result, indent=1))
   print(f"predict: {end - c0} frames between {paths['first']} and "
         f"{paths['last']} ({'with the sound of ' + sound if sound else 'without sound'}"
         f", {float(fps):.3f} fps): {stem}.mp4, {stem}.gif", flush=True)
   return result
+
+
+def _write(stem: str, frames, scale: int, fps: float, audio, sample_rate: int
+           ) -> list[str]:
+  """Frames in [0, 1], enlarged `scale` times, as <stem>.mp4 (with the
+  audio, if any) and <stem>.gif; the two paths."""
+  frames = render.to_uint8(np.clip(frames, 0, 1))
+  frames = np.repeat(np.repeat(frames, scale, 1), scale, 2)
+  with storage.output_file(stem + '.mp4') as local:
+    render.write_mp4(local, frames, fps, audio, sample_rate)
+  with storage.output_file(stem + '.gif') as local:
+    render.write_gif(local, frames, fps)
+  return [stem + '.mp4', stem + '.gif']

@@ -16,7 +16,9 @@ Prints one JSON line per benchmark. A detected cut counts when it is within
 hits nor false alarms. `clips_spanning_cut`: clips of the config (its length
 and stride, cut at the detected boundaries) holding both frame c-1 and c of
 a true cut; `clips_in_transition`: clips holding a frame of a true
-transition; `transitions_handled`: true transitions no clip touches.
+transition; `transitions_handled`: true transitions no clip touches;
+`frames_in_false_transitions`: frames put in no shot, away from any true
+transition (lost to clips, never a clip across a boundary).
 `detect_s_per_video_min`: detection time per minute of video (decode not
 counted). Figures: README, "Your own episodes" (shot boundaries).
 """
@@ -72,13 +74,18 @@ def score(found: shots.Found, cuts, transitions, n: int, length: int,
       transitions=len(transitions),
       clips_in_transition=sum(len(touching(a, b)) for a, b in transitions),
       transitions_handled=sum(1 for a, b in transitions if not touching(a, b)),
-      detected_transitions=len(found.transitions))
+      detected_transitions=len(found.transitions),
+      # Frames taken out of shots with no true transition near (+-3): clips
+      # lost to objects sweeping past the lens, fog clearing and the like.
+      frames_in_false_transitions=sum(
+          1 for a, b in found.transitions for t in range(a, b)
+          if not any(ta - 3 <= t < tb + 3 for ta, tb in transitions)))
 
 
 def total(rows: list[dict]) -> dict:
   keys = ('true_cuts', 'hits', 'false_cuts', 'clips', 'clips_spanning_cut',
           'transitions', 'clips_in_transition', 'transitions_handled',
-          'detected_transitions')
+          'detected_transitions', 'frames_in_false_transitions')
   out = {k: sum(r[k] for r in rows) for k in keys}
   found = out['hits'] + out['false_cuts']
   out['precision'] = round(out['hits'] / found, 4) if found else 1.0

@@ -207,17 +207,21 @@ def _prepare(builder: anime_clips.Builder, stamp: str,
         '\nFix or remove those files, or assign splits with --split_file.'
     ) from None
   except Exception as e:  # pylint: disable=broad-except
-    # Under Beam the same check fails inside the pipeline, which wraps it;
-    # the skipped files are then only in the workers' logs.
+    # Under Beam the same check fails inside the pipeline, which wraps it.
+    # The pipeline runs again without that split, as the local build
+    # leaves it out; the summary then names it (empty_split_notes).
     empty = re.search(r'examples is 0 for split (\S+?)\. This should be >0',
                       str(e))
     if not empty:
       raise
-    raise RuntimeError(
-        f'split {empty.group(1)} has no clips: every episode in it was '
-        "skipped; the workers' logs say why ('skipped <file>: <reason>'). "
-        'Fix or remove those files, or assign splits with --split_file.'
-    ) from e
+    split = empty.group(1)
+    if split in builder.empty_splits or len(builder.empty_splits) >= 2:
+      raise
+    print(f'split {split} has no clips: every episode in it was skipped '
+          "(the workers' logs say why: 'skipped <file>: <reason>'); "
+          'building the other splits again without it', flush=True)
+    builder.empty_splits.add(split)
+    _prepare(builder, stamp, download_config)
 
 
 def _remove_dead_scratch(data_dir: str) -> None:

@@ -144,7 +144,7 @@ def test_episodes_and_dataset_in_a_bucket(builds, bucket, tmp_path):
   # array_record reads local files only: copy the dataset down, as a user would.
   bucket.get('gs://b/tfds', str(tmp_path / 'tfds'), recursive=True)
   down = tfds.builder_from_directory(
-      str(tmp_path / 'tfds' / 'anime_clips' / 'beam_test' / '1.1.0'))
+      str(tmp_path / 'tfds' / 'anime_clips' / 'beam_test' / '1.2.0'))
   _assert_same_records(builds['local'], down, builds['names'])
   assert _metadata(down) == _metadata(builds['local'])
   info = built.data_dir + '/dataset_info.json'
@@ -173,3 +173,29 @@ def test_the_data_stage_takes_a_runner_from_the_config(tmp_path):
   assert {s: builder.info.splits[s].num_examples > 0
           for s in ('train', 'validation', 'test')} == dict(
               train=True, validation=True, test=True)
+
+
+def test_an_empty_split_leaves_the_others_built(builds, tmp_path, capsys):
+  """Every episode of validation gives no clips: under Beam, as locally, the
+  other splits are built and the summary names the empty one."""
+  split_file = str(tmp_path / 'splits.json')
+  names = builds['names']
+  with open(split_file, 'w') as f:
+    json.dump({'train': names[:2], 'validation': ['notes.txt'],
+               'test': names[3:]}, f)
+  built = {}
+  for kind, runner in (('local', {}), ('beam', dict(
+      beam_runner=RUNNER, beam_options=OPTIONS))):
+    built[kind] = dataset.build(builds['manual'], str(tmp_path / kind),
+                                builds['config'], split_file=split_file,
+                                **runner)
+  for b in built.values():
+    assert sorted(b.info.splits) == ['test', 'train']
+    assert b.info.metadata['empty_splits'] == ['validation']
+    assert 'notes.txt' in [s['episode'] for s in b.info.metadata['skipped']]
+    assert any("split 'validation' is EMPTY" in line
+               for line in dataset.empty_split_notes(b))
+  assert 'building the other splits again without it' in capsys.readouterr().out
+  for split in ('train', 'test'):
+    assert [k for k, _ in _records(built['beam'], split)] == [
+        k for k, _ in _records(built['local'], split)]

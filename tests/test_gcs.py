@@ -72,7 +72,7 @@ def test_every_stage_with_the_workdir_on_a_bucket(gcs, tmp_path):
   fs.invalidate_cache()
   files = {p[len(BUCKET) + 5:] for p in fs.find(f'{BUCKET}/run')}
   for name in ('episodes/ep000.mp4', 'episodes_truth/ep000.json',
-               'tensorflow_datasets/anime_clips/64x64_t20/1.1.0/'
+               'tensorflow_datasets/anime_clips/64x64_t20/1.2.0/'
                'dataset_info.json',
                'preview/train_grid.gif', 'preview/train_clips.mp4',
                'tokenizer/eval.json', 'tokenizer/metrics.jsonl',

@@ -96,6 +96,40 @@ def test_fades_and_dissolves_belong_to_no_shot(kind, length):
     assert e <= a or s >= b  # no shot (so no clip) holds a blended frame
 
 
+@pytest.mark.parametrize('seed,kind,length,pan', [
+    (0, 'iris', 4, 0.003), (1, 'iris', 4, 0.003), (0, 'bar', 8, 0.0),
+    (2, 'bar', 3, 0.003)])
+def test_wipes_belong_to_no_shot(seed, kind, length, pan):
+  case = cut_cases.wipe(seed, length, kind=kind, pan=pan)
+  found = shots.detect(case.frames)
+  (a, b), = case.transitions
+  shots_ = shots.shot_bounds(len(case.frames), found.cuts, found.transitions)
+  assert all(e <= a or s >= b for s, e in shots_), found
+  assert sum(e - s for s, e in shots_) >= len(case.frames) - (b - a) - 10
+
+
+def _busy_pan(n, base, seed, speed=12, block=8, size=64):
+  """Blocks of one palette panning `speed` px a frame: every frame changes
+  more than many cuts do."""
+  rng = np.random.default_rng(seed)
+  cells = np.array(base) + rng.integers(0, 64, (size // block,
+                                                2 + (size + n * speed) // block, 3))
+  wide = np.repeat(np.repeat(cells.astype(np.uint8), block, 0), block, 1)
+  return np.stack([wide[:, k * speed:k * speed + size] for k in range(n)])
+
+
+def test_cut_hidden_by_fast_action_is_found_in_the_colours():
+  # A whip over sky-blue blocks, one frame of something rushing the lens,
+  # then a whip over brown ground (Big Buck Bunny, frame 10614): the pixel
+  # step drowns in the motion on both sides; the colours change for good.
+  sky = _busy_pan(30, (60, 140, 190), seed=1)
+  lens = np.full((1, 64, 64, 3), (235, 225, 220), np.uint8)
+  ground = _busy_pan(30, (120, 80, 40), seed=2)
+  assert shots.frame_differences(sky)[1:].min() > 0.07
+  assert shots.detect_cuts(np.concatenate([sky, lens, ground])) == [31]
+  assert shots.detect_cuts(_busy_pan(60, (60, 140, 190), 4)) == []
+
+
 def test_shot_bounds_leave_transitions_out():
   assert shots.shot_bounds(100, [50], [(10, 20), (45, 55)]) == [
       (0, 10), (20, 45), (55, 100)]

@@ -11,8 +11,9 @@ frame-difference threshold gets wrong: cuts between two framings of the
 same scene whose mean change is only 0.05-0.08 at the decoded size; white
 flashes and impact frames (1-3 frames, then the same shot again); steady
 pans and camera shake, where every frame changes as much as a cut; long
-holds followed by a big new drawing; fades through black and
-cross-dissolves, whose frames belong to no shot. `python bench/cuts.py`
+holds followed by a big new drawing; fades through black,
+cross-dissolves and wipes (a bar sweeping across, an iris closing to black),
+whose frames belong to no shot. `python bench/cuts.py`
 scores `shots.detect` on them.
 """
 
@@ -275,8 +276,44 @@ def fade(seed: int, length: int, size=(64, 64), n=40, kind: str = 'dissolve'
   return Case(f'{kind}_{length}', frames, [], spans)
 
 
+def wipe(seed: int, length: int, size=(64, 64), n=30, kind: str = 'bar',
+         pan: float = 0.003) -> Case:
+  """A wipe between two moving shots over `length` frames: an edge sweeping
+  across ('bar'), or an iris closing on the first shot to black, a few black
+  frames, then the second shot ('iris'). The wiped frames are the transition.
+  `pan`: the cameras' speed (frame heights per frame)."""
+  rng = np.random.default_rng(seed)
+  h, w = size
+  shots = []
+  for part in range(2):
+    scene = Scene(rng)
+    x0 = rng.uniform(0.5, 2.5)
+    shots.append(Shot(scene, n + length, x0=x0, pan=(pan, 0.0), hold=2,
+                      char=(x0 + 0.6, 0.45, 0.5), walk=0.01,
+                      seed=seed + part).render(h, w))
+  a, b = shots
+  yy, xx = np.mgrid[0:h, 0:w]
+  mid = []
+  for k in range(1, length + 1):
+    f = k / (length + 1)
+    if kind == 'bar':
+      mid.append(np.where((xx < f * w)[..., None], b[k - 1], a[n + k - 1]))
+    else:
+      r = (1 - f) * 0.5 * np.hypot(h, w)
+      inside = np.hypot(yy - h / 2, xx - w / 2) < r
+      mid.append(np.where(inside[..., None], a[n + k - 1], 0).astype(np.uint8))
+  if kind == 'bar':
+    frames = np.concatenate([a[:n], np.stack(mid), b[length:]])
+    spans = [(n, n + length)]
+  else:
+    black = np.zeros((3, h, w, 3), np.uint8)
+    frames = np.concatenate([a[:n], np.stack(mid), black, b[length:]])
+    spans = [(n, n + length + 3)]
+  return Case(f'wipe_{kind}_{length}', frames, [], spans)
+
+
 def all_cases(seed: int = 0, size=(64, 64)) -> list[Case]:
-  """The benchmark's hard cases: 29 cases, ~2,200 frames at 64x64 (~6 s to make)."""
+  """The benchmark's hard cases: 32 cases, ~2,400 frames at 64x64 (~7 s to make)."""
   makers: list[Callable[[], Case]] = []
   for i, target in enumerate(np.linspace(0.05, 0.08, 8)):
     makers.append(lambda i=i, t=target: similar_cut(seed * 100 + i, t, size))
@@ -294,4 +331,8 @@ def all_cases(seed: int = 0, size=(64, 64)) -> list[Case]:
   for i, (length, kind) in enumerate([(6, 'dissolve'), (16, 'dissolve'),
                                       (36, 'dissolve'), (8, 'fade'), (24, 'fade')]):
     makers.append(lambda i=i, n=length, k=kind: fade(seed * 100 + 50 + i, n, size, kind=k))
+  for i, (length, kind, speed) in enumerate([(4, 'iris', 0.003), (8, 'bar', 0.0),
+                                             (3, 'bar', 0.003)]):
+    makers.append(lambda i=i, n=length, k=kind, v=speed: wipe(
+        seed * 100 + 60 + i, n, size, kind=k, pan=v))
   return [make() for make in makers]

@@ -1,4 +1,4 @@
-"""Shot boundaries (hard cuts, fades, dissolves) on decoded frames; shots -> clips.
+"""Shot boundaries (hard cuts, fades, dissolves, wipes) on decoded frames; shots -> clips.
 
   found = shots.detect(frames)         # frames: (N, H, W, 3) uint8 at clip size
   found.cuts                           # [t, ...]: frame t starts a new shot
@@ -17,15 +17,25 @@ nearest moving frames (a burst of fast action is busy on both sides); the
 new picture lasts (none of the 3 frames after t is back near the frame
 before t, and t is not the return from such a flash: white flashes and 1-3
 impact frames are not cuts); and motion does not run through it (frames t-2
-and t+1 differ about as much as t-1 and t).
+and t+1 differ about as much as t-1 and t). When fast action on both sides
+hides the step (a rush at the lens, then a whip over a textured ground), a
+step in the colour histogram that passes the same tests is a cut: motion
+keeps the colours of a shot, a cut changes them.
 
 Fades and dissolves. A span where each frame is a linear blend of the
 frames k before and after it (on 16-row frames, at several scales of
 k = 2..16, so 4 to ~60-frame transitions) and the picture changes overall
 is a transition; the blank (near-uniform, e.g. black) frames beside it join
-it. Its frames belong to no shot, so no clip straddles or holds a frame of a
-fade or a cross-dissolve. A fade from a white-out inside a shot (fog
-clearing) reads as one too. Wipes (an iris closing) are not looked for.
+it, and one frame more at each end. Its frames belong to no shot, so no
+clip straddles or holds a frame of a fade or a cross-dissolve. A fade from a
+white-out inside a shot (fog clearing) reads as one too.
+
+Wipes. Frames whose every pixel is either the picture k = 1, 2 or 4 frames
+before or the one k after (an iris closing to black, a bar sweeping across)
+are a transition too, unless a global shift maps one end onto the other (a
+pan over flat colours). Something sweeping past the lens that fills the
+frame reads as a wipe; a slow wipe between two shots that both move may be
+found only in part (`python bench/cuts.py` lists such cases).
 
 Why numpy and not PySceneDetect or ffmpeg's `scdet`: both score raw frame
 differences (HSV/edge deltas against a rolling average in PySceneDetect's
@@ -56,21 +66,25 @@ class Found:
   transitions: list[tuple[int, int]]  # [a, b): fade/dissolve frames, in no shot
 
 
-def _work(frames: np.ndarray, chunk: int = 1024) -> np.ndarray:
-  """uint8 frames area-averaged to <= _WORK rows (less noise, less work).
+def _work(frames: np.ndarray, chunk: int = 1024, rows: int = _WORK
+          ) -> np.ndarray:
+  """uint8 frames area-averaged to <= `rows` rows (less noise, less work).
 
   They stay uint8 (the clip frames themselves when already that small):
   a 24 min episode at 64x64 is 0.4 GB, four times that as float32.
   """
-  f = int(max(1, frames.shape[1] // _WORK))
+  f = int(max(1, frames.shape[1] // rows))
   if f == 1:
     return frames
   n, h, w = len(frames), frames.shape[1] // f * f, frames.shape[2] // f * f
   out = np.empty((n, h // f, w // f, 3), np.uint8)
   for s in range(0, n, chunk):
-    part = frames[s:s + chunk, :h, :w].astype(np.float32)
-    out[s:s + chunk] = np.round(part.reshape(len(part), h // f, f, w // f, f, 3)
-                                .mean(axis=(2, 4)))
+    part = frames[s:s + chunk, :h, :w]
+    total = np.full((len(part), h // f, w // f, 3), f * f // 2, np.uint32)
+    for i in range(f):  # f*f strided adds: far faster than a strided sum
+      for j in range(f):
+        total += part[:, i::f, j::f]
+    out[s:s + chunk] = total // (f * f)
   return out
 
 
@@ -222,12 +236,59 @@ def _is_cut(x, spec, m, raw, t: int, lo: int, p: 'Params') -> bool:
   return far <= p.cross * raw[t]
 
 
+def _histograms(x: np.ndarray, chunk: int = 1024) -> np.ndarray:
+  """(N, 64) colour distribution of each frame: 4 levels per channel."""
+  n = len(x)
+  out = np.empty((n, 64), np.float32)
+  for s in range(0, n, chunk):
+    q = (x[s:s + chunk] >> 6).astype(np.int64)
+    idx = (q[..., 0] * 16 + q[..., 1] * 4 + q[..., 2]).reshape(len(q), -1)
+    idx += 64 * np.arange(len(q))[:, None]
+    counts = np.bincount(idx.ravel(), minlength=64 * len(q))
+    out[s:s + chunk] = counts.reshape(len(q), 64) / idx.shape[1]
+  return out
+
+
+def _is_colour_cut(h: np.ndarray, t: int, lo: int, p: 'Params') -> bool:
+  """A step in the colours of the picture, which motion keeps: fast action
+  on both sides of a cut (a rush at the lens, then a whip over a textured
+  ground) hides the step in the pixels but not in the colours.
+
+  Like `_is_cut`: well above the colour change around t, lasting (the next
+  3 frames stay away from the colours before t), not the end of a flash of
+  1-3 frames, not a colour change that runs through t (a tilt from sky to
+  foliage), not the first frame after a frame that was itself a step (a
+  frame that passes the lens belongs to the shot before) and at least two
+  frames after the last cut (a new shot's first frame settling).
+  """
+  hd = lambda i, j: 0.5 * float(np.abs(h[i] - h[j]).sum())
+  n, step = len(h), hd(t - 1, t)
+  if step < p.colour or t - lo < 2:
+    return False
+  around = [hd(i - 1, i) for i in (*range(max(lo + 1, t - 8), t - 1),
+                                   *range(t + 2, min(n, t + 9)))]
+  if around and step < p.colour_ratio * float(np.median(around)):
+    return False
+  if t + 1 < n and hd(t, t + 1) > 0.5 * step:
+    return False
+  if any(hd(t - 1, j) < p.persist * step for j in range(t + 1, min(n, t + 4))):
+    return False
+  for b in range(t - 1, max(lo, t - 4), -1):
+    if hd(b - 1, b) >= 0.5 * step:  # t ends a step that began at b
+      if hd(b - 1, t) < p.persist * step:
+        return False
+      break
+  return not (t + 1 < n and hd(t - 2, t + 1) > p.colour_cross * step)
+
+
 def _cuts(x, spec, m, p: 'Params') -> list[int]:
   """Cuts among the frames whose plain change reaches the threshold."""
   cuts, last = [], 0
   raw = frame_differences(x)
+  h = _histograms(x)
   for t in np.flatnonzero(raw >= p.threshold):
-    if _is_cut(x, spec, m, raw, int(t), last + 1, p):
+    if (_is_cut(x, spec, m, raw, int(t), last + 1, p)
+        or _is_colour_cut(h, int(t), last + 1, p)):
       cuts.append(int(t))
       last = int(t)
   return cuts
@@ -276,6 +337,52 @@ def _blend_spans(x: np.ndarray, min_change: float, max_residual: float
     for c in np.flatnonzero(ok[i] & ((votes >= 3) | ((votes >= 2) & big[i]))):
       cover[c - k + 1] += 1
       cover[c + k] -= 1
+  return _runs(np.cumsum(cover)[:n] > 0)
+
+
+def _wipe_spans(x: np.ndarray, spec: _Spectra, p: 'Params', chunk: int = 512
+                ) -> list[tuple[int, int]]:
+  """[a, b) spans of wipes (an iris closing, a bar sweeping across): frames
+  whose every pixel is either the picture k frames before or the one k
+  after (k = 1, 2, 4), with a real share of each, where those two differ.
+
+  A frame mid-way through a fade is neither end anywhere, and a frame of
+  motion is neither end where things move; a wipe frame is one end or the
+  other everywhere. Each found frame takes the frames of its test with it.
+  A pan over flat colours passes that test too (each pixel is in one flat
+  region or the next), so a frame whose two ends align under a global shift
+  is motion. Something sweeping past the lens (a wing filling the frame)
+  reads as a wipe: its few frames are in no shot, like the frames of a fade
+  (telling it by the covered picture coming back fails once the camera or
+  the scene moves meanwhile).
+  Tested on frames of <= 32 rows.
+  """
+  n = len(x)
+  small = _work(x, rows=32)
+  step = frame_differences(small)
+  cover = np.zeros(n + 1, np.int32)
+  for k in (1, 2, 4):
+    # A wipe frame's ends differ in >= wipe_changed of the pixels by > 0.15
+    # in a channel, so the steps between them add up to at least this much:
+    # only such frames are tested (a tenth of them on busy footage).
+    total = np.convolve(step, np.ones(2 * k), 'valid')[1:]  # frames c-k..c+k
+    where = k + np.flatnonzero(total >= p.wipe_changed * 0.15 / 3)
+    for s in range(0, len(where), chunk):
+      c = where[s:s + chunk]
+      a, mid, b = (small[c + o].astype(np.int16) for o in (-k, 0, k))
+      changed = np.abs(a - b).max(-1) > 38  # 0.15 of the range
+      near_a = np.abs(mid - a).max(-1) < 16  # 0.06
+      near_b = np.abs(mid - b).max(-1) < 16
+      count = changed.sum((1, 2))
+      fa = (near_a & changed).sum((1, 2)) / np.maximum(count, 1)
+      fb = (near_b & changed).sum((1, 2)) / np.maximum(count, 1)
+      ok = ((count >= p.wipe_changed * changed[0].size) & (fa + fb >= p.wipe_cover)
+            & (np.minimum(fa, fb) >= 1 - p.wipe_cover))
+      for t in c[ok]:
+        if _pair(x, spec, t - k, t + k, strict=True) < 0.5 * _diff(x[t - k], x[t + k]):
+          continue  # the ends differ by a shift: a pan
+        cover[t - k] += 1
+        cover[t + k + 1] -= 1
   return _runs(np.cumsum(cover)[:n] > 0)
 
 
@@ -328,6 +435,11 @@ class Params:
   cross: float = 1.25  # frames t-2 and t+1 differ at most this much (x change)
   fade_change: float = 0.05  # least change across a fade or dissolve
   fade_residual: float = 0.25  # its frames are blends of its ends to this (x change)
+  colour: float = 0.4  # least colour-histogram change of a cut seen in colour only
+  colour_ratio: float = 3.0  # ... this many times the colour change around it
+  colour_cross: float = 1.1  # frames t-2 and t+1 differ at most this much in colour
+  wipe_changed: float = 0.25  # least share of the picture a wipe frame replaces
+  wipe_cover: float = 0.85  # share of it that is exactly the old or the new picture
 
 
 def detect(frames: np.ndarray, threshold: float = Params.threshold,
@@ -343,8 +455,11 @@ def detect(frames: np.ndarray, threshold: float = Params.threshold,
   x = _work(frames)
   spec = _Spectra(x)
   m = _motion(x, spec)
-  spans = _with_blanks(_grow(_blend_spans(x, p.fade_change, p.fade_residual),
-                             m), x)
+  # One frame more at each end: a dissolve's last frames keep a trace of the
+  # old shot below what the tests see.
+  spans = [(max(0, a - 1), min(len(x), b + 1)) for a, b in
+           _grow(_blend_spans(x, p.fade_change, p.fade_residual), m)]
+  spans = _with_blanks(sorted(spans + _wipe_spans(x, spec, p)), x)
   inside = np.zeros(len(x) + 1, bool)
   for a, b in spans:
     inside[a:b] = True  # b is where the next shot starts: a cut may stay

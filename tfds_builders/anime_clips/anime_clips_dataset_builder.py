@@ -24,7 +24,7 @@ The stock command (needs `pip install -e .[tf]`) works too:
 Read it back with plain numpy (array_record reads local files only: copy a
 bucket's dataset down first):
 
-  tfds.builder_from_directory(OUT/anime_clips/64x64_t20/1.1.0).as_data_source()
+  tfds.builder_from_directory(OUT/anime_clips/64x64_t20/1.2.0).as_data_source()
 """
 
 from __future__ import annotations
@@ -73,12 +73,15 @@ CONFIGS = [AnimeClipsConfig(name=name, description=description, clip=clip)
 class Builder(tfds.core.GeneratorBasedBuilder):
   """Episodes in the manual dir -> clip records in array_record shards."""
 
-  VERSION = tfds.core.Version('1.1.0')
+  VERSION = tfds.core.Version('1.2.0')
   RELEASE_NOTES = {
       '1.0.0': 'First release.',
       '1.1.0': 'Cuts between look-alike shots found; fades and dissolves '
                'belong to no shot; splits kept on rebuilds and filled in '
                'small folders; the dataset identity in the metadata.',
+      '1.2.0': 'Cuts hidden by fast action found in the colours; wipes '
+               '(an iris closing, a bar sweeping) belong to no shot; one '
+               'frame more at each end of a fade or dissolve.',
   }
   BUILDER_CONFIGS = CONFIGS
   MANUAL_DOWNLOAD_INSTRUCTIONS = """\
@@ -108,6 +111,9 @@ layout; sub-folders allowed) in one folder and pass it as --manual_dir."""
     self._probes = probes  # {episode: video_io.Probe or None}, if known
     self._lock = threading.Lock()
     self._beam = False
+    # Splits a Beam build found empty: built again without them (a Beam
+    # pipeline cannot leave one split out once it runs).
+    self.empty_splits: set[str] = set()
 
   def _info(self) -> tfds.core.DatasetInfo:
     c = self.builder_config.clip
@@ -189,7 +195,11 @@ layout; sub-folders allowed) in one folder and pass it as --manual_dir."""
     meta['split_episodes'] = {s: [n for n, _ in v] for s, v in assigned.items()}
     meta['split_rule'] = 'file' if by_name is not None else 'hash'
     meta['split_moves'] = moves
-    meta['empty_splits'] = []
+    meta['empty_splits'] = sorted(self.empty_splits)
+    for split in sorted(self.empty_splits):
+      for name, _ in assigned.get(split, []):
+        self._skip(name, f'gave no clips in split {split} (Beam workers\' '
+                   'logs of the first run say why)')
     sizes = {n: stamp.split('\0')[0] for n, _, stamp in listed}
     self._identity = lambda: identity.make(
         cfg.name, meta['clip_spec'], meta['split_episodes'],
@@ -198,7 +208,8 @@ layout; sub-folders allowed) in one folder and pass it as --manual_dir."""
     logging.info('anime_clips: %d files, splits %s', len(episodes),
                  {s: len(v) for s, v in assigned.items()})
     return {split: self._generate_examples(files, split)
-            for split, files in sorted(assigned.items())}
+            for split, files in sorted(assigned.items())
+            if split not in self.empty_splits}
 
   def _progress(self) -> str:
     """'[k/n episodes, ETA 3m05s] ' over the whole build."""

@@ -2,6 +2,7 @@ r"""Demo on built-in synthetic cartoon episodes; runs on 2 CPU cores.
 
   python -m mirai_jax.main --config=configs/demo.py --workdir=/tmp/mirai_demo
   python -m mirai_jax.main --config=configs/demo.py:long --workdir=/tmp/mirai_long
+  python -m mirai_jax.main --config=configs/demo.py:wide --workdir=/tmp/mirai_wide
 
 Stages:
   data         renders 36 synthetic episodes (12 s each, 23.976 fps, AAC
@@ -24,6 +25,12 @@ copy-last-frame: see 'long'.
 'long' (120 episodes, tokenizer and transformer 2000 steps each): run time
 and results in the README, "What the demo shows".
 
+'wide' (the same episodes as 16:9 clips of 64x112, anime_clips 64x112_t20):
+one transformer for three jobs, transformer.tasks =
+continue:2,interpolate:1,outpaint:1 (continuing, filling in between two
+keyframes, widening the 4:3 centre to 16:9), evaluated on each with its
+baselines. Run time and results in the README, "Evaluate and predict".
+
 Run one stage with --mode=transformer; change any field with e.g.
 --config.transformer.steps=1000.
 """
@@ -32,9 +39,11 @@ from mirai_jax import defaults
 
 
 def get_config(arg: str = ''):
-  """arg '' = the demo; 'long' = the same pipeline trained longer (< 1 h)."""
-  if arg not in ('', 'long'):
-    raise ValueError(f"configs/demo.py takes '' or 'long' after a colon, got {arg!r}")
+  """arg '' = the demo; 'long' = the same pipeline trained longer (< 1 h);
+  'wide' = 16:9 clips and one model for three jobs."""
+  if arg not in ('', 'long', 'wide'):
+    raise ValueError("configs/demo.py takes '', 'long' or 'wide' after a "
+                     f'colon, got {arg!r}')
   # Many short episodes: the variety of characters and colours, not the
   # length, is what the models generalise from.
   c = defaults.run(data=defaults.data(synthetic=dict(num_episodes=36)))
@@ -43,4 +52,7 @@ def get_config(arg: str = ''):
     c.data.synthetic.num_episodes = 120
     c.tokenizer.update(steps=2000, eval_every=500)
     c.transformer.update(steps=2000, eval_every=500, checkpoint_every=500)
+  if arg == 'wide':
+    c.data.builder_config = '64x112_t20'
+    c.transformer.tasks = 'continue:2,interpolate:1,outpaint:1'
   return c

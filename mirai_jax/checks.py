@@ -208,7 +208,7 @@ def _rules() -> dict[str, Callable[[Any], Optional[str]]]:
       'predict.windows': COUNT, 'predict.out': _text, 'predict.scale': COUNT,
       'predict.task': _task_or_main,
       'predict.first': _text, 'predict.last': _text, 'predict.sound': _text,
-      'predict.fps': Number(0),
+      'predict.fps': Number(0), 'predict.seconds': Number(0),
       'preview.split': OneOf(SPLITS), 'preview.num_clips': COUNT,
       'preview.cols': COUNT, 'preview.scale': COUNT,
   }
@@ -401,11 +401,6 @@ def _transformer(p: Problems, c, stages) -> None:
   if cfg.width % cfg.heads:
     p.add(t + 'width', f'must be a multiple of transformer.heads={cfg.heads}')
   trained = tasks.parse_weights(cfg.tasks)
-  served = ('continue', 'interpolate')
-  if 'evaluate' in stages and not set(trained) & set(served):
-    p.add(t + 'tasks', 'evaluate continues a shot or fills one in (continue '
-          'or interpolate): train one of them, or leave evaluate out with '
-          '--mode')
   if 'predict' not in stages or not p.ok('predict.task', 'predict.first',
                                           'predict.last'):
     return
@@ -420,11 +415,6 @@ def _transformer(p: Problems, c, stages) -> None:
     p.add('predict.task', f'{wanted!r} was not trained (transformer.tasks='
           f'{cfg.tasks!r})' + (': two keyframe pictures need a model trained '
                                'to fill in' if pictures else ''))
-  elif wanted not in served and (get(c, 'predict.task') or p.ok(t + 'tasks')):
-    p.add('predict.task' if get(c, 'predict.task') else t + 'tasks',
-          f'predict continues a shot or fills one in (continue or '
-          f'interpolate), not {wanted}; choose one with --config.predict.task '
-          'or leave predict out with --mode')
 
 
 def _sample(p: Problems, c, stages) -> None:

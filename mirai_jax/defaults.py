@@ -138,6 +138,7 @@ def predict(**overrides) -> ml_collections.ConfigDict:
       video='',  # '' = the first test episode of the dataset
       start=4.0,  # seconds of the first predicted frame; < 0 = file's end
       windows=1,  # > 1: a rollout, each window continuing the last one
+      seconds=0.0,  # task outpaint: seconds widened from start; 0 = to the end
       task='',  # '' = the transformer's main task (transformer.tasks)
       # In-betweening two pictures instead of a video (any size and format):
       first='', last='',  # the first and the last keyframe

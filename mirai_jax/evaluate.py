@@ -16,6 +16,12 @@ dm-pix, pixels in [0, 1]) side by side with
   no_audio          the same model with the sound switched off
   crossfade         (in-betweening) the two keyframes blended linearly
   nearest_keyframe  (in-betweening) the nearer keyframe held
+  edge_replication  (widening) the centre's outermost columns repeated
+  mirror            (widening) the centre reflected at its edges
+
+A widening (task 'outpaint') is given the centre columns of every frame and
+scored on the sides only; its model reads tokens of frames whose sides are
+the mirrored centre, never the true sides it is scored on.
 
 On synthetic episodes (their ground truth JSON beside the episode folder) the
 MSE inside the talking mouth's box is reported too: the mouth follows the
@@ -25,12 +31,11 @@ evaluate.paste says how predicted tokens become frames (inference.Predictor):
 true last frame wherever a token repeats, 'none' shows the plain decoding.
 The reconstruction row goes through the same step, so it stays the ceiling;
 with a paste, copy_last_tokens is exactly copy_last and is left out.
-A model trained on several tasks (transformer.tasks) is evaluated on each
-that evaluate scores (continue, interpolate), from the one checkpoint.
-Writes <workdir>/evaluate/<split>.json (a continuation; an in-between:
-<split>_interpolate.json) and its GIF, and prints a table per task. With
-evaluate.rollout > 0 a model that continues is also rolled out over each
-test shot for that many windows (mirai_jax/rollouts.py).
+A model trained on several tasks (transformer.tasks) is evaluated on each,
+from the one checkpoint. Writes <workdir>/evaluate/<split>.json (a
+continuation; otherwise <split>_<task>.json) and its GIF, and prints a
+table per task. With evaluate.rollout > 0 a model that continues is also
+rolled out over each test shot for that many windows (mirai_jax/rollouts.py).
 
 A method is a named function of a batch that returns frames (METHODS); every
 method is scored with every function of scores.py on the predicted frames
@@ -43,7 +48,7 @@ import dataclasses
 import json
 import os
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from absl import logging
 import jax
@@ -61,7 +66,7 @@ from mirai_jax.data import pipeline
 from mirai_jax.models import from_config
 
 VARIANTS = ('audio', 'mismatched_audio', 'no_audio')
-SERVED = ('continue', 'interpolate')  # the tasks evaluate scores
+SERVED = ('continue', 'interpolate', 'outpaint')  # the tasks evaluate scores
 BASELINES = ('copy_last', 'copy_last_tokens', 'reconstruction')
 
 
@@ -70,12 +75,14 @@ class Batch:
   """One batch of test clips, as every method sees it."""
   video: np.ndarray  # uint8 (B, frames, H, W, 3), padded to the batch
   real: np.ndarray  # the same in [0, 1]
-  idx: Any  # their token grids
-  still: np.ndarray  # the last context step's tokens repeated, decoded
+  idx: Any  # their token grids, as the model reads them
+  still: Optional[np.ndarray]  # the last context step's tokens repeated, decoded
   feats: dict[str, Any]  # audio features of each sound variant
   context: int  # context frames
   given: np.ndarray  # (frames,) bool: given, never generated (tasks.py)
   paste: str  # config.evaluate.paste
+  true_idx: Any = None  # the token grids of the true frames (the ceiling)
+  columns: Optional[tuple[int, int]] = None  # a widening's given centre [a, b)
 
 
 def _keyframes(b: Batch):
@@ -96,6 +103,20 @@ def _crossfade(b: Batch):
   return (1 - w) * b.real[:, i0:i0 + 1] + w * b.real[:, i1:i1 + 1]
 
 
+def _edge_replication(b: Batch):
+  """A widening's sides filled with the centre's outermost columns."""
+  if b.columns is None:
+    return None
+  a, c = b.columns
+  cols = np.clip(np.arange(b.real.shape[3]), a, c - 1)
+  return b.real[:, :, :, cols]
+
+
+def _mirror(b: Batch):
+  """A widening's sides filled with the centre reflected at its edges."""
+  return None if b.columns is None else inference.mirror_sides(b.real, *b.columns)
+
+
 def _nearest_keyframe(b: Batch):
   """Each frame between the keyframes shows the nearer one."""
   keys = _keyframes(b)
@@ -108,15 +129,20 @@ def _nearest_keyframe(b: Batch):
 
 # name -> frames (B, frames, H, W, 3) in [0, 1]; the table keeps this order.
 METHODS: dict[str, Callable[[inference.Predictor, Batch], np.ndarray]] = {
-    'copy_last': lambda p, b: np.repeat(
+    'copy_last': lambda p, b: None if b.columns else np.repeat(
         b.real[:, b.context - 1:b.context], b.real.shape[1], axis=1),
     # With a paste it is exactly copy_last.
-    'copy_last_tokens': lambda p, b: b.still if b.paste == 'none' else None,
+    'copy_last_tokens': lambda p, b: (b.still if b.paste == 'none'
+                                      and not b.columns else None),
     # In-betweening only (None for a continuation).
     'crossfade': lambda p, b: _crossfade(b),
     'nearest_keyframe': lambda p, b: _nearest_keyframe(b),
+    # Widening only.
+    'edge_replication': lambda p, b: _edge_replication(b),
+    'mirror': lambda p, b: _mirror(b),
     'reconstruction': lambda p, b: p.finish(
-        np.asarray(p.reconstruct(b.idx)), np.asarray(b.idx), b.video, b.still),
+        np.asarray(p.reconstruct(b.true_idx)), np.asarray(b.true_idx),
+        b.video, b.still),
     **{k: (lambda p, b, k=k: p.predict(b.idx, b.feats[k], b.video, b.still))
        for k in VARIANTS},
 }
@@ -175,6 +201,8 @@ def _evaluate(config, p: inference.Predictor, source, n: int, mesh,
   batch = mesh_lib.round_batch(ev.batch_size, mesh)
   c0, f = p.context, p.frames
   scored = np.flatnonzero(~p.given)  # the generated frames, never a given one
+  # A widening is scored on its generated sides only, never the given centre.
+  region = _sides(*p.columns) if p.task == 'outpaint' else (lambda x: x)
   load = lambda i: _load(source[int(i)], p)
 
   per = {k: [] for k in METHODS}
@@ -193,12 +221,12 @@ def _evaluate(config, p: inference.Predictor, source, n: int, mesh,
     m = len(rows)
     truths = [synthetic.read_truth(episodes, r['episode']) for r in rows]
     boxes = None
-    if all(t is not None for t in truths):
+    if all(t is not None for t in truths) and p.task != 'outpaint':
       boxes = np.stack([synthetic.mouth_boxes(t, spec, r['start'], f)[scored]
                         for t, r in zip(truths, rows)])
-    real = b.real[:m][:, scored]
+    real = region(b.real[:m][:, scored])
     for k, fake in outputs.items():
-      per[k].append(scores.frame_scores(real, fake[:m][:, scored]))
+      per[k].append(scores.frame_scores(real, region(fake[:m][:, scored])))
       if boxes is not None:
         mouth[k].append(scores.box_mse(real, fake[:m][:, scored], boxes))
     if examples is None:
@@ -210,7 +238,11 @@ def _evaluate(config, p: inference.Predictor, source, n: int, mesh,
                 predicted_frames=int(scored.size), tokenizer_step=p.tok_step,
                 transformer_step=p.step, sample=config.sample.to_dict(),
                 seconds=round(time.time() - t0, 1), methods={})
-  if scored.size != f - c0:  # frames given after the context: keyframes
+  if p.task == 'outpaint':
+    result['context_frames'] = 0
+    result['given_columns'] = list(p.columns)
+    result['width'] = int(spec['width'])
+  elif scored.size != f - c0:  # frames given after the context: keyframes
     result['given_frames'] = [int(i) for i in np.flatnonzero(p.given)]
   for k in METHODS:
     if per[k]:
@@ -219,7 +251,7 @@ def _evaluate(config, p: inference.Predictor, source, n: int, mesh,
   if jax.process_index() == 0:
     storage.write_text(path, json.dumps(result, indent=1))
     with storage.output_file(path[:-len('.json')] + '_examples.gif') as gif:
-      _write_examples(gif, examples, c0)
+      _write_examples(gif, examples, p.task)
   print(table(result), flush=True)
   print(f'evaluate: wrote {path}', flush=True)
   return result
@@ -247,13 +279,17 @@ def _batch(p: inference.Predictor, rows: list[dict], other: list[dict],
   video = stack(rows, 'video')
   fps = g(stack(rows, 'fps').astype(np.float32))
   has = stack(rows, 'has_audio')
-  idx = p.tokens(g(video))
+  idx = true_idx = p.tokens(g(video))
+  columns = p.columns if p.task == 'outpaint' else None
+  if columns:  # the encoder must not see the true sides it is scored on
+    idx = p.tokens(g(inference.mirror_sides(video, *columns)))
   return Batch(
       video=video, real=video.astype(np.float32) / 255.0, idx=idx,
-      given=p.given,
+      true_idx=true_idx, given=p.given, columns=columns,
       # The known steps are the true tokens for every method: decode their
       # still frame once.
-      still=p.still(idx), context=p.context, paste=paste, feats=dict(
+      still=None if columns else p.still(idx), context=p.context,
+      paste=paste, feats=dict(
           audio=p.audio_features(g(stack(rows, 'audio')), fps, g(has)),
           mismatched_audio=p.audio_features(
               g(stack(other, 'audio')), fps, g(stack(other, 'has_audio'))),
@@ -274,9 +310,16 @@ def _summary(per: list[dict], mouth: list[np.ndarray]) -> dict:
   return entry
 
 
-def _write_examples(path: str, ex: dict, context: int) -> None:
-  """A GIF of the first clips: rows real / predicted / copy-last / ceiling."""
-  rows = ('real', 'audio', 'mismatched_audio', 'copy_last', 'reconstruction')
+def _sides(a: int, b: int):
+  """(..., H, W, 3) -> the columns outside [a, b), side by side."""
+  return lambda x: np.concatenate([x[..., :a, :], x[..., b:, :]], axis=-2)
+
+
+def _write_examples(path: str, ex: dict, task: str) -> None:
+  """A GIF of the first clips: rows real / predicted / baseline / ceiling."""
+  base = {'outpaint': 'edge_replication', 'interpolate': 'crossfade'}.get(
+      task, 'copy_last')
+  rows = ('real', 'audio', 'mismatched_audio', base, 'reconstruction')
   clips = [(np.clip(ex[k][i], 0, 1) * 255).astype(np.uint8)
            for i in range(len(ex['real'])) for k in rows]
   render.write_gif(path, render.grid(clips, cols=len(rows)), fps=6)
@@ -288,12 +331,17 @@ def table(result: dict) -> str:
   mouth = all('mouth_mse' in v for v in methods.values())
   head = f"{'method':<18}{'PSNR dB':>9}{'SSIM':>8}{'MSE':>10}"
   head += f"{'mouth MSE':>11}" if mouth else ''
+  if 'given_columns' in result:  # a widening
+    a, b = result['given_columns']
+    what = (f"{result['predicted_frames']} frames widened: columns {a}-{b - 1} "
+            f"of {result['width']} given, the sides scored ")
+  else:
+    what = (f"{result['context_frames']} context -> "
+            f"{result['predicted_frames']} predicted frames "
+            + (f"between keyframes (given frames {result['given_frames']}) "
+               if 'given_frames' in result else ''))
   lines = [f"evaluate {result.get('task', 'continue')} on {result['split']}: "
-           f"{result['clips']} clips, "
-           f"{result['context_frames']} context -> "
-           f"{result['predicted_frames']} predicted frames "
-           + (f"between keyframes (given frames {result['given_frames']}) "
-              if 'given_frames' in result else '') +
+           f"{result['clips']} clips, {what}"
            f"(tokenizer step {result['tokenizer_step']}, transformer step "
            f"{result['transformer_step']})", head, '-' * len(head)]
   for k, v in methods.items():
@@ -309,11 +357,12 @@ def table(result: dict) -> str:
     lines.append(f"mouth MSE, matched vs mismatched audio: {a['mouth_mse']:.5f} "
                  f"vs {mm:.5f} ({100 * (1 - a['mouth_mse'] / mm):+.1f}% lower "
                  'with the true sound)')
-  cl = methods['copy_last']['mse']
-  lines.append(f"MSE vs copy-last-frame: {a['mse']:.5f} vs {cl:.5f} "
-               f"({100 * (1 - a['mse'] / cl):+.1f}% lower)")
-  if 'crossfade' in methods:
-    cf = methods['crossfade']['mse']
-    lines.append(f"MSE vs cross-fade of the keyframes: {a['mse']:.5f} vs "
-                 f"{cf:.5f} ({100 * (1 - a['mse'] / cf):+.1f}% lower)")
+  for key, name in (('copy_last', 'copy-last-frame'),
+                    ('crossfade', 'cross-fade of the keyframes'),
+                    ('edge_replication', 'edge replication'),
+                    ('mirror', 'the mirrored centre')):
+    if key in methods:
+      other = methods[key]['mse']
+      lines.append(f"MSE vs {name}: {a['mse']:.5f} vs {other:.5f} "
+                   f"({100 * (1 - a['mse'] / other):+.1f}% lower)")
   return '\n'.join(lines)

@@ -146,21 +146,31 @@ class Predictor:
       raise ValueError(f'the transformer was trained for '
                        f'{", ".join(trained)} (transformer.tasks), not '
                        f'{self.task!r}')
-    if self.task not in ('continue', 'interpolate'):
-      raise ValueError(f'evaluate and predict continue a shot or fill one in '
-                       f'(continue, interpolate); {self.task!r} is not '
-                       'supported yet')
     self.order = from_config.order(self.config, self.records.grid, self.task)
     # Pixel frames of a window that are given, never generated: the context,
     # and for an in-between the frames of the last latent step (the last
     # keyframe, which the tokenizer encodes with the frames of its step).
     self.given = np.repeat(self.order.known_steps, self.temporal)
+    # A widening is given the centre columns of every frame instead.
+    _, h, w = self.records.grid
+    width = self.records.clip_spec['width']
+    lo, hi = self.token_columns = tasks.centre_columns(w)
+    self.columns = (lo * width // w, hi * width // w)  # pixels [a, b)
+    # The sides of a window's first `context` steps are its first unknown
+    # positions: a widening's next window reads them as drawn (sample.py).
+    self.carried = (self.order.num_known
+                    + self.config.transformer.context * h * (w - (hi - lo)))
     s, order = self.config.sample, self.order
-    self._generate = jax.jit(lambda idx, feats: order.to_grid(
-        sample.generate(self.model, self.params,
-                        sample.known_sequence(idx, order), order,
-                        feats, jax.random.key(s.seed), temperature=s.temperature,
-                        top_k=s.top_k, top_p=s.top_p)))
+
+    def generate(idx, feats, prefix=None):
+      seq = order.to_sequence(idx)
+      keep = np.arange(seq.shape[1]) < (prefix or order.num_known)
+      return order.to_grid(sample.generate(
+          self.model, self.params, jnp.where(keep, seq, 0).astype(jnp.int32),
+          order, feats, jax.random.key(s.seed), temperature=s.temperature,
+          top_k=s.top_k, top_p=s.top_p, prefix=prefix))
+
+    self._generate = jax.jit(generate, static_argnums=2)
 
   def for_task(self, task: str) -> 'Predictor':
     """The same models and weights, generating for another trained task."""
@@ -178,9 +188,10 @@ class Predictor:
   def audio_features(self, pcm, fps, use_audio):
     return self._features(pcm, fps, use_audio)
 
-  def generate(self, idx, feats):
-    """Token grids (only the known part is read) -> completed token grids."""
-    return self._generate(idx, feats)
+  def generate(self, idx, feats, prefix=None):
+    """Token grids (only the known part, or the first `prefix` positions of
+    the reading order, are read) -> completed token grids."""
+    return self._generate(idx, feats, prefix)
 
   def predict(self, idx, feats, real=None, still=None):
     """Predicted frames in [0, 1] (numpy); `real` holds the true context
@@ -222,6 +233,39 @@ class Predictor:
     total = frames.shape[1]
     return self.finish(frames, toks, real[:, :total]), toks
 
+  def widen(self, real, audio, fps, use_audio, windows: int):
+    """Outpainting over `windows` windows of a video, each window starting
+    `frames - context` frames after the last and reading the sides it
+    generated over its first `context` steps from the window before (so
+    they do not flicker from window to window).
+
+    real: uint8 (B, context + windows * new, H, W, 3), the true centre
+    columns (`self.columns`) with anything in the sides (`mirror_sides`:
+    the encoder sees a few pixels past each token). audio(w) -> (B,
+    audio_len) int16 sound of window w's frames; fps (B,); use_audio (B,).
+    Returns (frames (B, T, H, W, 3) in [0, 1] with the centre pasted back,
+    token grids)."""
+    steps, c_steps = self.config.transformer.frames, self.config.transformer.context
+    new = self.frames - self.context
+    fps, use_audio = jnp.asarray(fps, jnp.float32), jnp.asarray(use_audio)
+    grids = []
+    for w in range(windows):
+      idx = np.array(self.tokens(jnp.asarray(
+          real[:, w * new:w * new + self.frames])))
+      feats = self.audio_features(jnp.asarray(audio(w)), fps, use_audio)
+      if w == 0:
+        grids.append(np.asarray(self.generate(jnp.asarray(idx), feats)))
+        continue
+      a, b = self.token_columns
+      last = np.concatenate(grids, 1)[:, -c_steps:]
+      idx[:, :c_steps, :, :a] = last[..., :a]
+      idx[:, :c_steps, :, b:] = last[..., b:]
+      grids.append(np.asarray(self.generate(jnp.asarray(idx), feats,
+                                            self.carried))[:, c_steps:steps])
+    toks = np.concatenate(grids, 1)
+    frames = np.array(self.reconstruct(jnp.asarray(toks)))
+    return self.finish(frames, toks, real[:, :frames.shape[1]]), toks
+
   def still(self, toks):
     """The last known step's tokens repeated over every step, decoded: what
     the decoder shows when nothing changes (numpy, [0, 1])."""
@@ -240,6 +284,13 @@ class Predictor:
     content (README, "What the demo shows"). `still` (`self.still(toks)`)
     saves decoding it again when the caller has it: it depends only on the
     known steps."""
+    if self.task == 'outpaint':  # the true centre, the generated sides
+      if real is None:
+        return frames
+      out = frames.copy()
+      a, b = self.columns
+      out[..., a:b, :] = _unit(real)[:, :frames.shape[1], :, a:b]
+      return out
     mode = self.config.evaluate.paste
     if real is None or mode == 'none':
       return frames
@@ -251,11 +302,29 @@ class Predictor:
     return paste_change(frames, still, real, c, self.temporal)
 
 
+def _unit(real) -> np.ndarray:
+  """Frames in 0..255 (uint8 or not) or already in [0, 1] as float32 in
+  [0, 1]."""
+  out = np.asarray(real, np.float32)
+  if np.asarray(real).dtype == np.uint8 or out.max() > 1.0:
+    return out / 255.0
+  return out
+
+
 def _last_context_frame(real, context: int, temporal: int) -> np.ndarray:
-  real = np.asarray(real, np.float32)
-  if real.max() > 1.0:
-    real = real / 255.0
-  return real[:, context * temporal - 1]  # (B, H, W, 3)
+  return _unit(real)[:, context * temporal - 1]  # (B, H, W, 3)
+
+
+def mirror_sides(video: np.ndarray, a: int, b: int) -> np.ndarray:
+  """(..., H, W, C) with the columns outside [a, b) replaced by the centre
+  reflected at its edges (repeated when a side is wider than the centre):
+  what the encoder sees where a widening's sides are unknown."""
+  w = video.shape[-2]
+  cols = np.arange(w)
+  period = 2 * (b - a)
+  k = np.mod(cols - a, period)
+  src = a + np.where(k < b - a, k, period - 1 - k)
+  return video[..., src, :]
 
 
 def paste_change(frames, still, real, context: int, temporal: int):

@@ -15,6 +15,12 @@ the left and the prediction on the right, and the frames are listed with
 their PSNR. With no real future (the end of the file) there is no sound for
 the predicted frames either, so the model runs with the sound switched off.
 
+With predict.task='outpaint' (a model trained on 16:9 clips to fill their
+sides, e.g. anime_clips 64x112_t20) any narrower video, 4:3 or pillarboxed,
+is widened to the model's frame from predict.start for predict.seconds (0:
+to the end), window after window with its own sound, each window reading
+the sides the one before generated (`widen`).
+
 With predict.task='interpolate' (a model trained on it: transformer.tasks;
 '' is the model's main task) it fills in instead: the window's last latent
 step is given too (the file's frames there are the end keyframe), comes back
@@ -27,6 +33,7 @@ from __future__ import annotations
 import fractions
 import json
 import os
+import time
 
 import dm_pix as pix
 import jax.numpy as jnp
@@ -66,6 +73,8 @@ def run(config, workdir: str) -> dict:
   # One device: a single clip does not divide over a mesh.
   p = inference.Predictor(config, workdir, mesh_lib.make_mesh(1, 1),
                           config.predict.get('task', ''))
+  if p.task == 'outpaint':
+    return widen(config, p, path, out)
   spec = p.records.clip_spec
   d = video_io.decode(storage.local_copy(path), spec['height'], spec['width'],
                       resize=spec['resize'], fps=spec.get('fps') or None,
@@ -208,14 +217,97 @@ def between_pictures(config, workdir: str, out: str) -> dict:
   return result
 
 
-def _write(stem: str, frames, scale: int, fps: float, audio, sample_rate: int
-           ) -> list[str]:
+def content_columns(frames: np.ndarray, dark: int = 24) -> tuple[int, int]:
+  """[a, b): the columns of (N, H, W, 3) uint8 frames between black side
+  bars (pillarboxing, or the padding of a narrower picture): a bar column
+  is dark in every frame and row (a sample of up to 240 frames)."""
+  sample = frames[np.linspace(0, len(frames) - 1, min(len(frames), 240))
+                  .round().astype(int)]
+  lit = sample.max(axis=(0, 1, 3)) > dark  # (W,)
+  cols = np.flatnonzero(lit)
+  if not cols.size:
+    return 0, frames.shape[2]
+  return int(cols[0]), int(cols[-1]) + 1
+
+
+def widen(config, p: inference.Predictor, path: str, out: str) -> dict:
+  """Outpainting (predict.task='outpaint'): a narrower video (4:3, with or
+  without pillarbox bars) widened to the model's frame (16:9) from
+  predict.start for predict.seconds (0: to the end), window after window,
+  each reading the sides the last one generated over its first steps
+  (Predictor.widen), with the file's sound. The picture comes back
+  unchanged in the middle. Writes <stem>_wide.mp4 (the widened video alone,
+  with sound) and <stem>.mp4 / .gif (the input beside it)."""
+  pc = config.predict
+  spec = p.records.clip_spec
+  h, w = spec['height'], spec['width']
+  # 'pad' keeps the whole picture: a 4:3 frame sits in the middle of the
+  # 16:9 one, between black bars, as a pillarboxed file does already.
+  d = video_io.decode(storage.local_copy(path), h, w, resize='pad',
+                      fps=spec.get('fps') or None,
+                      sample_rate=spec['sample_rate'])
+  n, f, c0 = len(d.frames), p.frames, p.context
+  a, b = content_columns(d.frames)
+  ga, gb = p.columns
+  if a <= 1 and b >= w - 1:
+    raise errors.UserError(
+        f'{path}: the picture already fills the {w}x{h} frame (no black side '
+        'bars once fitted to it): there is nothing to widen')
+  k0 = max(0, int(round(pc.start * d.fps)))
+  span = n - k0 if not pc.seconds else min(n - k0, int(round(pc.seconds * d.fps)))
+  if span < 1:
+    raise errors.UserError(
+        f'--config.predict.start={pc.start}: {path} has {n} frames '
+        f'({float(n / d.fps):.2f} s); start inside it')
+  new = f - c0
+  windows = 1 + max(0, -(-(span - f) // new))
+  total = f + (windows - 1) * new
+  real = d.frames[k0:k0 + span]
+  # The tokenizer is causal in time: frames repeated past the end are never
+  # read by the ones before them.
+  padded = np.concatenate([real, np.repeat(real[-1:], total - span, 0)])
+  if a > ga or b < gb:
+    print(f'predict: {path} is narrower ({b - a} columns) than the centre the '
+          f'model is given ({gb - ga}); the mirrored picture stands in for the '
+          'rest', flush=True)
+  sound = lambda i: pipeline.fit_audio(
+      d.audio_span(k0 + i * new, k0 + i * new + f), p.records.audio_len)[None]
+  t0 = time.time()
+  frames, _ = p.widen(inference.mirror_sides(padded, a, b)[None], sound,
+                      [float(d.fps)], [d.audio is not None], windows)
+  frames = frames[0][:span]
+  frames[:, :, a:b] = real[:, :, a:b] / 255.0  # the whole picture, unchanged
+  stem = os.path.join(out, f'{os.path.splitext(os.path.basename(path))[0]}_'
+                           f'{float(k0 / d.fps):.2f}s_wide')
+  sound_span = d.audio_span(k0, k0 + span) if d.audio is not None else None
+  files = _write(stem, frames, pc.scale, float(d.fps), sound_span,
+                 spec['sample_rate'], gif=False)
+  files += _write(stem[:-len('_wide')], np.concatenate(
+      [real / 255.0, frames], axis=2), pc.scale, float(d.fps), sound_span,
+                  spec['sample_rate'])
+  result = dict(video=path, task='outpaint', start_frame=k0, frames=span,
+                windows=windows, fps=f'{d.fps.numerator}/{d.fps.denominator}',
+                picture_columns=[a, b], given_columns=[ga, gb], width=w,
+                height=h, audio=d.audio is not None,
+                seconds=round(time.time() - t0, 1), files=files)
+  storage.write_text(stem + '.json', json.dumps(result, indent=1))
+  print(f'predict: {span} frames of {path} from {float(k0 / d.fps):.2f} s '
+        f'widened from columns {a}-{b - 1} to {w}x{h} in {windows} window(s) '
+        f"({'with' if d.audio is not None else 'without'} sound): {files[0]}; "
+        f'beside the input: {files[1]}, {files[2]}', flush=True)
+  return result
+
+
+def _write(stem: str, frames, scale: int, fps: float, audio, sample_rate: int,
+           gif: bool = True) -> list[str]:
   """Frames in [0, 1], enlarged `scale` times, as <stem>.mp4 (with the
   audio, if any) and <stem>.gif; the two paths."""
   frames = render.to_uint8(np.clip(frames, 0, 1))
   frames = np.repeat(np.repeat(frames, scale, 1), scale, 2)
   with storage.output_file(stem + '.mp4') as local:
     render.write_mp4(local, frames, fps, audio, sample_rate)
+  if not gif:
+    return [stem + '.mp4']
   with storage.output_file(stem + '.gif') as local:
     render.write_gif(local, frames, fps)
   return [stem + '.mp4', stem + '.gif']

@@ -64,10 +64,14 @@ def compute_params(params, dtype):
 
 def generate(model, params, seq, order: Order, audio=None, rng=None, *,
              temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-             cache_dtype=None, min_rows: int | None = None):
+             cache_dtype=None, min_rows: int | None = None,
+             prefix: int | None = None):
   """seq (B, N) in reading order, known part filled -> (B, N) completed.
 
-  Positions < order.num_known are never written. The KV cache is kept in
+  Positions < order.num_known are never written; nor those < `prefix`
+  (default num_known), which the model reads as if it had drawn them (a
+  widening carries the sides it generated over a window's first steps,
+  the first unknown positions of its order, into the next window). The KV cache is kept in
   `cache_dtype` (default: the model's compute dtype, bf16 in mixed precision).
   Fewer than `min_rows` rows (default 2 on GPUs, else 1) are padded with
   copies of the last: XLA:GPU computes the vector-matrix products of a single
@@ -84,8 +88,11 @@ def generate(model, params, seq, order: Order, audio=None, rng=None, *,
     return generate(model, params, pad(seq), order,
                     None if audio is None else pad(audio), rng,
                     temperature=temperature, top_k=top_k, top_p=top_p,
-                    cache_dtype=cache_dtype, min_rows=1)[:b]
-  k = order.num_known
+                    cache_dtype=cache_dtype, min_rows=1, prefix=prefix)[:b]
+  k = order.num_known if prefix is None else prefix
+  if not order.num_known <= k < n:
+    raise ValueError(f'prefix={prefix}: between the {order.num_known} known '
+                     f'tokens and the sequence length {n}')
   seq = seq.astype(jnp.int32)
   bos = model.codebook_size
   prev, prev_pos, pos, above = inputs(seq, order, bos)
@@ -116,7 +123,7 @@ def generate(model, params, seq, order: Order, audio=None, rng=None, *,
 
 def generate_uncached(model, params, seq, order: Order, audio=None, rng=None,
                       *, temperature: float = 1.0, top_k: int = 0,
-                      top_p: float = 1.0):
+                      top_p: float = 1.0, prefix: int | None = None):
   """The same draws as `generate`, running the whole sequence every step."""
   rng = jax.random.key(0) if rng is None else rng
   seq = seq.astype(jnp.int32)
@@ -130,7 +137,8 @@ def generate_uncached(model, params, seq, order: Order, audio=None, rng=None,
     tok = pick(jax.random.fold_in(rng, i), logits)
     return jax.lax.dynamic_update_slice_in_dim(seq, tok[:, None], i, 1)
 
-  return jax.lax.fori_loop(order.num_known, seq.shape[1], body, seq)
+  start = order.num_known if prefix is None else prefix
+  return jax.lax.fori_loop(start, seq.shape[1], body, seq)
 
 
 def known_sequence(tokens: np.ndarray | jax.Array, order: Order):

@@ -62,14 +62,21 @@ def known_mask(task: str, grid, context: int = 1, keep_cols: int = 0
     known[:context] = True
     known[-1] = True
   elif task == 'outpaint':
-    keep = keep_cols or round(w * 3 / 4)  # a 4:3 centre inside 16:9
-    if not 0 < keep < w:
-      raise ValueError(f'outpaint keeps 1..{w - 1} centre columns, got {keep}')
-    lo = (w - keep) // 2
-    known[:, :, lo:lo + keep] = True
+    lo, hi = centre_columns(w, keep_cols)
+    known[:, :, lo:hi] = True
   else:
     raise ValueError(f'unknown task {task!r}; known: {TASKS}')
   return known
+
+
+def centre_columns(w: int, keep_cols: int = 0) -> tuple[int, int]:
+  """[lo, hi): the token columns an outpainting is given, of `w` (default:
+  a 4:3 centre inside 16:9, rounded to whole tokens)."""
+  keep = keep_cols or round(w * 3 / 4)
+  if not 0 < keep < w:
+    raise ValueError(f'outpaint keeps 1..{w - 1} centre columns, got {keep}')
+  lo = (w - keep) // 2
+  return lo, lo + keep
 
 
 @dataclasses.dataclass(frozen=True)

@@ -85,7 +85,7 @@ BAD = [
      'continue, interpolate, outpaint'),
     ('transformer.tasks', 'continue:0', 'each task once, with a positive weight'),
     ('transformer.tasks', 'continue,continue', 'each task once'),
-    ('transformer.tasks', 'outpaint', 'evaluate continues a shot or fills one'),
+    ('predict.seconds', -2.0, 'must be a number >= 0'),
     ('predict.task', 'fly', "must be '' (the main task) or one of"),
     ('predict.task', 'interpolate', "'interpolate' was not trained"),
     ('predict.fps', -1.0, 'must be a number >= 0'),

@@ -118,3 +118,24 @@ def test_the_rollout_table_reads_its_json():
   assert lines[0].startswith('rollout on test: 3 shots, 2 windows of 4 frames')
   assert lines[3].split() == ['model', '25.00', '22.50', '-3.50']
   assert lines[4].split() == ['copy_last', '30.00', '21.00', '-3.50']
+
+
+def test_widening_baselines_and_scores_read_the_sides_only():
+  rng = np.random.default_rng(2)
+  real = rng.uniform(size=(2, 3, 4, 10, 3)).astype(np.float32)
+  b = evaluate.Batch(video=None, real=real, idx=None, still=None, feats={},
+                     context=0, given=np.zeros(3, bool), paste='residual',
+                     columns=(3, 7))
+  edge = evaluate.METHODS['edge_replication'](None, b)
+  np.testing.assert_array_equal(edge[..., :3, :], np.repeat(
+      real[..., 3:4, :], 3, axis=-2))
+  np.testing.assert_array_equal(edge[..., 7:, :], np.repeat(
+      real[..., 6:7, :], 3, axis=-2))
+  mirror = evaluate.METHODS['mirror'](None, b)
+  np.testing.assert_array_equal(mirror[..., [2, 1, 0, 7, 8, 9], :],
+                                real[..., [3, 4, 5, 6, 5, 4], :])
+  for frames in (edge, mirror):  # the centre is the input's
+    np.testing.assert_array_equal(frames[..., 3:7, :], real[..., 3:7, :])
+  assert evaluate.METHODS['copy_last'](None, b) is None
+  sides = evaluate._sides(3, 7)(real)  # pylint: disable=protected-access
+  np.testing.assert_array_equal(sides, real[..., [0, 1, 2, 7, 8, 9], :])

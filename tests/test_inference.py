@@ -83,3 +83,57 @@ def test_each_rollout_window_gets_its_own_sound():
   assert list(np.asarray(toks)[0, :, 0, 0]) == [7, 7, 100, 100, 101, 101,
                                                  102, 102]
   assert frames.shape == (1, 8, 1, 1, 3)
+
+
+class _FakeWidener:
+  """What Predictor.widen reads: a 4-step window of 1x4 tokens per step
+  (one per pixel column), centre columns 1..2 given; the model writes
+  100 + window into every side it is asked to generate."""
+
+  def __init__(self):
+    from mirai_jax import tasks  # pylint: disable=g-import-not-at-top
+    import ml_collections  # pylint: disable=g-import-not-at-top
+    self.config = ml_collections.ConfigDict(dict(transformer=dict(
+        frames=4, context=2)))
+    self.order = tasks.make_order('outpaint', (4, 1, 4), keep_cols=2)
+    self.frames, self.context = 4, 2
+    self.columns = self.token_columns = (1, 3)
+    self.carried = self.order.num_known + 2 * 1 * 2
+    self.calls = []
+
+  def tokens(self, video):  # a token per column: its mean
+    return jnp.asarray(video).mean(axis=(2, 4))[:, :, None, :].astype(jnp.int32)
+
+  def audio_features(self, pcm, fps, use_audio):
+    return jnp.asarray(pcm)[:, :1]
+
+  def generate(self, idx, feats, prefix=None):
+    idx = np.asarray(idx)
+    self.calls.append((idx.copy(), prefix))
+    seq = self.order.to_sequence(idx)
+    keep = np.arange(seq.shape[1]) < (prefix or self.order.num_known)
+    seq = np.where(keep, seq, np.asarray(feats)[:, :1])
+    return jnp.asarray(self.order.to_grid(seq))
+
+  def reconstruct(self, toks):  # a 1x4 picture per step: one pixel a token
+    return jnp.asarray(toks)[..., None].repeat(3, -1).astype(jnp.float32)
+
+  def finish(self, frames, toks, real):
+    return frames
+
+
+def test_each_widening_window_reads_the_sides_generated_before():
+  from mirai_jax import inference  # pylint: disable=g-import-not-at-top
+  fake = _FakeWidener()
+  real = np.full((1, 8, 1, 4, 3), 7, np.uint8)  # 3 windows of 2 new steps
+  sound = lambda w: np.full((1, 5), 100 + w, np.int16)
+  _, toks = inference.Predictor.widen(fake, real, sound, [24.0], [True], 3)
+  toks = np.asarray(toks)[0, :, 0]  # (steps, columns)
+  assert toks.shape == (8, 4)
+  np.testing.assert_array_equal(toks[:, 1:3], 7)  # the centre as given
+  # Window 0 draws every side; windows 1 and 2 only their last two steps'.
+  assert list(toks[:, 0]) == [100, 100, 100, 100, 101, 101, 102, 102]
+  assert [p for _, p in fake.calls] == [None, fake.carried, fake.carried]
+  # Window 1 was given window 0's sides over its first (overlapping) steps.
+  given, _ = fake.calls[1]
+  np.testing.assert_array_equal(given[0, :2, 0, [0, 3]], 100)

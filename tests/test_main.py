@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 
 import helpers
+from mirai_jax import render
 from mirai_jax import video_io
 from mirai_jax.data import tokens as tokens_lib
 
@@ -77,22 +78,23 @@ def test_demo_runs_end_to_end(tmp_path):
     rollout = json.load(f)
   assert rollout['windows'] == 3 and rollout['predicted_frames'] == 6
   assert not rollout['audio'] and 'psnr_per_frame' not in rollout
-  # One transformer for two jobs: continuing, and filling the step between
-  # the context and the window's last step (the end keyframe).
+  # One transformer for three jobs: continuing, filling the step between
+  # the context and the window's last step (the end keyframe), and widening
+  # (here the 64x64 frame's centre 48 columns are given, its sides drawn).
   inter = str(tmp_path / 'inter')
   shutil.copytree(workdir, inter,
                   ignore=shutil.ignore_patterns('transformer', 'evaluate',
                                                 'predict'))
-  mix = '--config.transformer.tasks=continue:2,interpolate:1'
+  mix = '--config.transformer.tasks=continue:2,interpolate:1,outpaint:1'
   proc = _run('mirai_jax.main', '--config=configs/demo.py',
               f'--workdir={inter}', '--mode=transformer,evaluate,predict',
               *tiny, mix, '--config.predict.task=interpolate',
               '--config.predict.start=2.0', '--config.evaluate.rollout=0')
-  assert 'tasks continue 67%, interpolate 33%' in proc.stdout
+  assert 'tasks continue 50%, interpolate 25%, outpaint 25%' in proc.stdout
   assert 'transformer val step 3 (interpolate): loss' in proc.stdout
   assert 'MSE vs cross-fade of the keyframes' in proc.stdout
   with open(os.path.join(inter, 'transformer', 'validation.json')) as f:
-    assert set(json.load(f)['tasks']) == {'continue', 'interpolate'}
+    assert set(json.load(f)['tasks']) == {'continue', 'interpolate', 'outpaint'}
   with open(os.path.join(inter, 'evaluate', 'test.json')) as f:
     cont = json.load(f)
   assert cont['task'] == 'continue' and 'given_frames' not in cont
@@ -108,6 +110,37 @@ def test_demo_runs_end_to_end(tmp_path):
     pred = json.load(f)
   assert pred['given_frames'] == [0, 1, 3] and pred['predicted_frames'] == 1
   assert len(pred['psnr_per_frame']) == 1
+  # The widening: scored on the sides only, against its two baselines.
+  assert 'MSE vs edge replication' in proc.stdout
+  with open(os.path.join(inter, 'evaluate', 'test_outpaint.json')) as f:
+    wide = json.load(f)
+  assert wide['given_columns'] == [8, 56] and wide['predicted_frames'] == 4
+  assert {'edge_replication', 'mirror', 'reconstruction', 'audio'} <= set(
+      wide['methods']) and 'copy_last' not in wide['methods']
+  # predict widens a narrow video (40 columns in the 64-wide frame: the
+  # model's given centre is wider, the mirror fills the rest) over 5
+  # windows, with the file's sound, its picture unchanged in the middle.
+  ep = os.path.join(workdir, 'episodes', 'ep002.mp4')
+  narrow = video_io.decode(ep, 64, 40)
+  tall = str(tmp_path / 'tall.mp4')
+  render.write_mp4(tall, narrow.frames[:30], float(narrow.fps),
+                   narrow.audio_span(0, 30), narrow.sample_rate)
+  proc = _run('mirai_jax.main', '--config=configs/demo.py',
+              f'--workdir={inter}', '--mode=predict', *tiny, mix,
+              '--config.predict.task=outpaint', f'--config.predict.video={tall}',
+              '--config.predict.start=0', '--config.predict.seconds=0.5',
+              '--config.predict.scale=1')
+  assert 'widened from columns 12-51 to 64x64 in 5 window(s)' in proc.stdout
+  stem = os.path.join(inter, 'predict', 'tall_0.00s')
+  with open(stem + '_wide.json') as f:
+    widened = json.load(f)
+  assert widened['picture_columns'] == [12, 52] and widened['frames'] == 12
+  got = video_io.decode(stem + '_wide.mp4', 64, 64)
+  assert len(got.frames) == 12 and got.audio is not None
+  src = video_io.decode(tall, 64, 64, resize='pad').frames[:12]
+  assert np.abs(got.frames[:, :, 14:50].astype(int) - src[:, :, 14:50]).mean() < 8
+  assert got.frames[:, :, :10].mean() > 20  # the sides are drawn, not black
+  assert video_io.probe(stem + '.mp4').width == 128  # the input beside it
   # Between two pictures of any size, with a sound file (here an episode's).
   pics = [str(tmp_path / n) for n in ('key_a.png', 'key_b.jpg')]
   ramp = np.linspace(0, 255, 160).astype(np.uint8)

@@ -77,6 +77,33 @@ def test_cached_greedy_decoding_equals_uncached(task):
     assert (np.asarray(a[:, k:]) >= 0).all() and (np.asarray(a[:, k:]) < V).all()
 
 
+def test_a_forced_prefix_is_read_as_drawn_and_never_written():
+  # A widening's next window is given the sides it generated over its first
+  # steps: the first unknown positions, read as if the model drew them.
+  model = _model()
+  order = tasks.make_order('outpaint', GRID)
+  params = _init(model, order)
+  feats = _audio(model, params, _pcm(3))
+  seq = order.to_sequence(_tokens(3)).astype(np.int32)
+  prefix = order.num_known + 5
+  kw = dict(temperature=1.0, top_k=6)
+  a = np.asarray(jax.jit(lambda p, s, f: sample.generate(
+      model, p, s, order, f, jax.random.key(3), prefix=prefix, **kw))(
+          params, seq, feats))
+  b = np.asarray(jax.jit(lambda p, s, f: sample.generate_uncached(
+      model, p, s, order, f, jax.random.key(3), prefix=prefix, **kw))(
+          params, seq, feats))
+  np.testing.assert_array_equal(a, b)
+  np.testing.assert_array_equal(a[:, :prefix], seq[:, :prefix])
+  # Other forced tokens change what follows: they are read.
+  other = seq.copy()
+  other[:, order.num_known:prefix] = (other[:, order.num_known:prefix] + 7) % V
+  c = np.asarray(jax.jit(lambda p, s, f: sample.generate(
+      model, p, s, order, f, jax.random.key(3), prefix=prefix, **kw))(
+          params, other, feats))
+  assert (c[:, prefix:] != a[:, prefix:]).any()
+
+
 def test_a_padded_single_row_draws_what_it_draws_alone():
   # sample.generate pads a single row to two on GPUs: the row's tokens must
   # not depend on it (the padding copy is dropped).

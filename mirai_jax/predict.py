@@ -252,7 +252,8 @@ def widen(config, p: inference.Predictor, path: str, out: str) -> dict:
   if a <= 1 and b >= w - 1:
     raise errors.UserError(
         f'{path}: the picture already fills the {w}x{h} frame (no black side '
-        'bars once fitted to it): there is nothing to widen')
+        'bars once fitted to it): there is nothing to widen. Give a narrower '
+        'video (4:3, or 16:9 with pillarbox bars)')
   k0 = max(0, int(round(pc.start * d.fps)))
   span = n - k0 if not pc.seconds else min(n - k0, int(round(pc.seconds * d.fps)))
   if span < 1:

@@ -114,7 +114,9 @@ def _edge_replication(b: Batch):
 
 def _mirror(b: Batch):
   """A widening's sides filled with the centre reflected at its edges."""
-  return None if b.columns is None else inference.mirror_sides(b.real, *b.columns)
+  if b.columns is None:
+    return None
+  return inference.mirror_sides(b.real, *b.columns)
 
 
 def _nearest_keyframe(b: Batch):

@@ -151,15 +151,16 @@ class Predictor:
     # and for an in-between the frames of the last latent step (the last
     # keyframe, which the tokenizer encodes with the frames of its step).
     self.given = np.repeat(self.order.known_steps, self.temporal)
-    # A widening is given the centre columns of every frame instead.
-    _, h, w = self.records.grid
-    width = self.records.clip_spec['width']
-    lo, hi = self.token_columns = tasks.centre_columns(w)
-    self.columns = (lo * width // w, hi * width // w)  # pixels [a, b)
-    # The sides of a window's first `context` steps are its first unknown
-    # positions: a widening's next window reads them as drawn (sample.py).
-    self.carried = (self.order.num_known
-                    + self.config.transformer.context * h * (w - (hi - lo)))
+    self.token_columns = self.columns = self.carried = None
+    if self.task == 'outpaint':  # given the centre columns of every frame
+      _, h, w = self.records.grid
+      width = self.records.clip_spec['width']
+      lo, hi = self.token_columns = tasks.centre_columns(w)
+      self.columns = (lo * width // w, hi * width // w)  # pixels [a, b)
+      # The sides of a window's first `context` steps are its first unknown
+      # positions: a widening's next window reads them as drawn (sample.py).
+      self.carried = (self.order.num_known
+                      + self.config.transformer.context * h * (w - (hi - lo)))
     s, order = self.config.sample, self.order
 
     def generate(idx, feats, prefix=None):

@@ -58,9 +58,10 @@ def test_fvd_features_of_clips():
   feats = perceptual.i3d_features(clips)
   assert feats.shape == (2, 400) and np.isfinite(feats).all()
   assert np.abs(feats[0] - feats[1]).max() > 1e-3  # other clips, other features
-  # Eval-mode batch norm: a clip's feature does not depend on its batch.
-  np.testing.assert_allclose(perceptual.i3d_features(clips[:1])[0], feats[0],
-                             rtol=1e-4, atol=1e-4)
+  # Eval-mode batch norm: a clip's feature does not depend on the other
+  # clips of its batch or its place there.
+  np.testing.assert_allclose(perceptual.i3d_features(clips[::-1], batch=2)[1],
+                             feats[0], rtol=1e-4, atol=1e-4)
   # Two clips a side: a rank-1 covariance of 400-d features, whose root
   # leaves ~1e-3 of rounding; a shift of every feature by 1 adds 400.
   assert abs(perceptual.frechet_distance(feats, feats)) < 1e-2

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import time
 from typing import Any, Optional
 
+from absl import logging
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -249,8 +251,11 @@ class Predictor:
     steps, c_steps = self.config.transformer.frames, self.config.transformer.context
     new = self.frames - self.context
     fps, use_audio = jnp.asarray(fps, jnp.float32), jnp.asarray(use_audio)
-    grids = []
+    grids, t0 = [], time.time()
     for w in range(windows):
+      if w and w % 25 == 0:
+        logging.info('widen: %d/%d windows (%.0f s)', w, windows,
+                     time.time() - t0)
       idx = np.array(self.tokens(jnp.asarray(
           real[:, w * new:w * new + self.frames])))
       feats = self.audio_features(jnp.asarray(audio(w)), fps, use_audio)

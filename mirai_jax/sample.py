@@ -71,7 +71,8 @@ def generate(model, params, seq, order: Order, audio=None, rng=None, *,
   Positions < order.num_known are never written; nor those < `prefix`
   (default num_known), which the model reads as if it had drawn them (a
   widening carries the sides it generated over a window's first steps,
-  the first unknown positions of its order, into the next window). The KV cache is kept in
+  the first unknown positions of its order, into the next window). The KV
+  cache is kept in
   `cache_dtype` (default: the model's compute dtype, bf16 in mixed precision).
   Fewer than `min_rows` rows (default 2 on GPUs, else 1) are padded with
   copies of the last: XLA:GPU computes the vector-matrix products of a single
@@ -141,8 +142,10 @@ def generate_uncached(model, params, seq, order: Order, audio=None, rng=None,
   return jax.lax.fori_loop(start, seq.shape[1], body, seq)
 
 
-def known_sequence(tokens: np.ndarray | jax.Array, order: Order):
-  """(B, T, H, W) tokens -> (B, N) reading order with the unknown part zeroed."""
+def known_sequence(tokens: np.ndarray | jax.Array, order: Order,
+                   prefix: int | None = None):
+  """(B, T, H, W) tokens -> (B, N) reading order with the unknown part (the
+  positions from `prefix`, default num_known, on) zeroed."""
   seq = order.to_sequence(tokens)
-  keep = np.arange(seq.shape[1]) < order.num_known
+  keep = np.arange(seq.shape[1]) < (order.num_known if prefix is None else prefix)
   return jnp.where(keep, seq, 0).astype(jnp.int32)

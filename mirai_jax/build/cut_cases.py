@@ -246,21 +246,29 @@ def long_hold(seed: int, size=(64, 64), hold: int = 12, n=60) -> Case:
   return Case(f'long_hold_{hold}', shot.render(*size), [], [])
 
 
+def _two_moving_shots(seed: int, frames: int, size, pan: float
+                      ) -> tuple[np.ndarray, np.ndarray]:
+  """Two shots of `frames` frames over other scenes, each camera panning at
+  `pan` while its character walks: the two sides of a transition."""
+  rng = np.random.default_rng(seed)
+  shots = []
+  for part in range(2):
+    scene = Scene(rng)
+    x0 = rng.uniform(0.5, 2.5)
+    shots.append(Shot(scene, frames, x0=x0, pan=(pan, 0.0), hold=2,
+                      char=(x0 + 0.6, 0.45, 0.5), walk=0.01,
+                      seed=seed + part).render(*size))
+  return shots[0], shots[1]
+
+
 def fade(seed: int, length: int, size=(64, 64), n=40, kind: str = 'dissolve'
          ) -> Case:
   """A fade through black (out over `length` frames, a few black frames, in
   over `length`) or a cross-dissolve of `length` frames between two shots
   that both keep moving. The blended frames are the transition."""
-  rng = np.random.default_rng(seed)
   h, w = size
-  shots = []
-  for part in range(2):
-    scene = Scene(rng)
-    x0 = rng.uniform(0.5, 2.5)
-    shots.append(Shot(scene, n + length, x0=x0, pan=(0.004, 0.0), hold=2,
-                      char=(x0 + 0.6, 0.45, 0.5), walk=0.01,
-                      seed=seed + part).render(h, w).astype(np.float32))
-  a, b = shots
+  a, b = (s.astype(np.float32)
+          for s in _two_moving_shots(seed, n + length, size, 0.004))
   alpha = (np.arange(1, length + 1, dtype=np.float32) / (length + 1))[:, None, None, None]
   if kind == 'dissolve':
     mid = a[n:n + length] * (1 - alpha) + b[:length] * alpha
@@ -282,16 +290,8 @@ def wipe(seed: int, length: int, size=(64, 64), n=30, kind: str = 'bar',
   across ('bar'), or an iris closing on the first shot to black, a few black
   frames, then the second shot ('iris'). The wiped frames are the transition.
   `pan`: the cameras' speed (frame heights per frame)."""
-  rng = np.random.default_rng(seed)
   h, w = size
-  shots = []
-  for part in range(2):
-    scene = Scene(rng)
-    x0 = rng.uniform(0.5, 2.5)
-    shots.append(Shot(scene, n + length, x0=x0, pan=(pan, 0.0), hold=2,
-                      char=(x0 + 0.6, 0.45, 0.5), walk=0.01,
-                      seed=seed + part).render(h, w))
-  a, b = shots
+  a, b = _two_moving_shots(seed, n + length, size, pan)
   yy, xx = np.mgrid[0:h, 0:w]
   mid = []
   for k in range(1, length + 1):

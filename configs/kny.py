@@ -14,6 +14,10 @@ machine"): build the dataset first, then
       --workdir=gs://BUCKET/kny --config.data.data_dir=gs://BUCKET/tensorflow_datasets
 and evaluate/predict afterwards on one machine with the same --workdir.
 
+Baselines and the report of every method (README "Baselines and the
+report"):
+  python -m mirai_jax.main --config=configs/kny.py --mode=report
+
 Stages: data (128x128 clips of 32 frames at the source rate, cut at scene
 changes), tokenizer (x8 space, x4 time: 8 latent steps of 16x16 tokens per
 clip, FSQ 15360 codes), tokenize, transformer (12 layers, width 768, 121.7M
@@ -59,4 +63,19 @@ def get_config():
       sample=defaults.sample(temperature=1.0, top_k=100),
       evaluate=defaults.evaluate(max_clips=512),
       predict=defaults.predict(start=60.0, scale=2),
-      preview=defaults.preview(scale=1))
+      preview=defaults.preview(scale=1),
+      # The pixel baselines (--mode=pix2pix, --mode=multiscale, or all of
+      # it with --mode=report): the papers' sizes, reading the last 4 of the
+      # 16 context frames (the paper's 4 for Mathieu et al.).
+      pix2pix=defaults.pix2pix(
+          inputs=4, channels=(64, 128, 256, 512, 512),
+          disc_channels=(64, 128, 256),
+          batch_size=32, steps=100_000, lr=2e-4, final_lr_ratio=0.1,
+          warmup_steps=1000, log_every=100, checkpoint_every=2000,
+          eval_every=5000, eval_batches=8, eval_batch_size=32),
+      multiscale=defaults.multiscale(
+          inputs=4, channels=(128, 256, 128), disc_channels=(64, 128, 128),
+          disc_hidden=512, batch_size=32, steps=100_000, lr=2e-4,
+          final_lr_ratio=0.1, warmup_steps=1000, log_every=100,
+          checkpoint_every=2000, eval_every=5000, eval_batches=8,
+          eval_batch_size=32))

@@ -148,6 +148,13 @@ def _optimiser(stage: str) -> dict:
   }
 
 
+def _baseline(stage: str) -> dict:
+  """The fields both pixel baselines share."""
+  return {**_optimiser(stage), f'{stage}.inputs': NONNEG,
+          f'{stage}.disc_lr': POSITIVE,
+          f'{stage}.adversarial_weight': NONNEG_REAL}
+
+
 def _rules() -> dict[str, Callable[[Any], Optional[str]]]:
   return {
       'seed': NONNEG,
@@ -194,7 +201,20 @@ def _rules() -> dict[str, Callable[[Any], Optional[str]]]:
       'transformer.attention': OneOf(attention.IMPLEMENTATIONS),
       'transformer.unroll': COUNT,
       'transformer.loss_chunk': NONNEG,
+      'transformer.summary_clips': NONNEG,
       **_optimiser('transformer'),
+      # The pixel baselines (train/baseline.py, models/pix2pix.py,
+      # models/multiscale.py).
+      **_baseline('pix2pix'), **_baseline('multiscale'),
+      'pix2pix.channels': Ints(1), 'pix2pix.disc_channels': Ints(1),
+      'pix2pix.dropout': UNIT, 'pix2pix.l1_weight': NONNEG_REAL,
+      'multiscale.scales': COUNT, 'multiscale.channels': Ints(1),
+      'multiscale.kernels': Ints(1), 'multiscale.disc_channels': Ints(1),
+      'multiscale.disc_hidden': COUNT,
+      'multiscale.recon': OneOf(('l1', 'l2')),
+      'multiscale.recon_weight': NONNEG_REAL,
+      'multiscale.gdl_weight': NONNEG_REAL,
+      'multiscale.gdl_alpha': POSITIVE,
       # Sampling (sample.py): a negative temperature samples the least
       # likely tokens, a top_p above 1 means nothing.
       'sample.temperature': NONNEG_REAL, 'sample.top_k': NONNEG,
@@ -204,6 +224,7 @@ def _rules() -> dict[str, Callable[[Any], Optional[str]]]:
       'evaluate.max_clips': _zero_or_at_least(2),
       'evaluate.paste': OneOf(inference.PASTES),
       'evaluate.rollout': Number(0, integer=True),
+      'evaluate.lpips': _bool, 'evaluate.fvd_clips': NONNEG,
       'predict.video': _text, 'predict.start': Number(),
       'predict.windows': COUNT, 'predict.out': _text, 'predict.scale': COUNT,
       'predict.task': _task_or_main,
@@ -483,8 +504,21 @@ def _attention(p: Problems, c, stages) -> None:
           re.sub(r'^config\.transformer\.attention=\S+?:? ', '', str(e)))
 
 
+def _baselines(p: Problems, c, stages) -> None:
+  """A baseline reads at most the context every method is given."""
+  del stages
+  if not p.ok('tokenizer.temporal', 'transformer.context'):
+    return
+  context = c.transformer.context * c.tokenizer.temporal
+  for name in ('pix2pix', 'multiscale'):
+    if name in c and p.ok(f'{name}.inputs') and c[name].inputs > context:
+      p.add(f'{name}.inputs', f'must be at most {context}, the context frames '
+            'evaluate gives every method (transformer.context x '
+            'tokenizer.temporal); 0 = all of them')
+
+
 AGREEMENTS = (_even_frames, _beam, _tokenizer, _perceptual, _transformer,
-              _sample, _files, _devices, _attention)
+              _sample, _files, _devices, _attention, _baselines)
 
 
 # ----------------------------------------------------------- Folders
@@ -493,8 +527,9 @@ def outputs(config, workdir: str,
             stages: Sequence[str]) -> list[tuple[str, str]]:
   """(folder, flag naming it) of what each stage writes."""
   out = [(workdir, '--workdir')]
-  if 'evaluate' in stages:
-    out.append((os.path.join(workdir, 'evaluate'), '--workdir'))
+  for stage in ('evaluate', 'report'):
+    if stage in stages:
+      out.append((os.path.join(workdir, stage), '--workdir'))
   if 'predict' in stages:
     custom = get(config, 'predict.out')
     out.append((custom, '--config.predict.out') if custom else

@@ -27,7 +27,8 @@ def run(**sections) -> ml_collections.ConfigDict:
       dict(worker_count=0, flip=True))
   for name, make in (('tokenizer', tokenizer), ('transformer', transformer),
                      ('sample', sample), ('evaluate', evaluate),
-                     ('predict', predict), ('preview', preview)):
+                     ('predict', predict), ('preview', preview),
+                     ('pix2pix', pix2pix), ('multiscale', multiscale)):
     setattr(c, name, sections.pop(name, None) or make())
   for name, value in sections.items():  # e.g. workdir
     setattr(c, name, value)
@@ -110,7 +111,11 @@ def transformer(**overrides) -> ml_collections.ConfigDict:
       batch_size=16, steps=400, lr=1e-3, final_lr_ratio=0.05, warmup_steps=50,
       weight_decay=0.01, b1=0.9, b2=0.95, grad_clip=1.0, ema=0.99,
       log_every=25, checkpoint_every=200, keep=3,
-      eval_every=100, eval_batches=3, eval_batch_size=16))
+      eval_every=100, eval_batches=3, eval_batch_size=16,
+      # Validation clips (the first ones, the same at every evaluation) that
+      # TensorBoard shows as true vs predicted frames, to watch the model
+      # learn beyond its loss; each evaluation generates them once. 0 = off.
+      summary_clips=2))
   t.update(overrides)
   return t
 
@@ -127,6 +132,10 @@ def evaluate(**overrides) -> ml_collections.ConfigDict:
       # > 0: also roll each test shot out over this many windows (a model
       # trained to continue; mirai_jax/rollouts.py); 0 = off.
       rollout=4,
+      # With the metrics extra (perceptual_scores.py): LPIPS per frame, and
+      # FVD over at most this many clips per method (0 = no FVD; I3D costs
+      # ~2.5 s a clip on a CPU core).
+      lpips=True, fvd_clips=256,
       # How tokens become frames (inference.Predictor.finish): 'residual' =
       # the true last frame + the decoded change; 'block'; 'none' = plain
       # decoding.
@@ -151,3 +160,41 @@ def predict(**overrides) -> ml_collections.ConfigDict:
 def preview(**overrides) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(dict(
       split='train', num_clips=8, cols=4, scale=2), **overrides))
+
+
+def _pixel_training(**fields) -> dict:
+  """The training fields of a pixel baseline (train/baseline.py)."""
+  return dict(dict(
+      # Context frames it reads; 0 = the transformer's (its context steps x
+      # the tokenizer's frames per step), so every method sees the same.
+      inputs=0,
+      batch_size=16, steps=600, lr=2e-4, final_lr_ratio=0.1, warmup_steps=20,
+      weight_decay=0.0, b1=0.5, b2=0.999, grad_clip=10.0, ema=0.99,
+      disc_lr=2e-4,
+      log_every=50, checkpoint_every=300, keep=2,
+      eval_every=300, eval_batches=2, eval_batch_size=16), **fields)
+
+
+def pix2pix(**overrides) -> ml_collections.ConfigDict:
+  """Baseline: pix2pix as a next-frame predictor (models/pix2pix.py), fed
+  back for longer horizons. Trained by --mode=pix2pix."""
+  c = ml_collections.ConfigDict(_pixel_training(
+      channels=(32, 64, 128, 128),  # U-Net levels (paper: 64 ... 512 x 8)
+      disc_channels=(32, 64, 128),
+      dropout=0.5,
+      l1_weight=100.0, adversarial_weight=1.0))  # the paper's lambda = 100
+  c.update(overrides)
+  return c
+
+
+def multiscale(**overrides) -> ml_collections.ConfigDict:
+  """Baseline: Mathieu et al. 2016 (models/multiscale.py). Trained by
+  --mode=multiscale; adversarial_weight=0 and gdl_weight=0 is the plain Lp
+  ablation."""
+  c = ml_collections.ConfigDict(_pixel_training(
+      scales=4, channels=(32, 64, 32), kernels=(3, 5, 5, 7),
+      disc_channels=(32, 64, 64), disc_hidden=128,
+      recon='l2', recon_weight=1.0, gdl_weight=1.0, gdl_alpha=1.0,
+      adversarial_weight=0.05))  # the paper's weights: 1, 1, 0.05
+  c.update(overrides)
+  return c

@@ -18,6 +18,13 @@ dm-pix, pixels in [0, 1]) side by side with
   nearest_keyframe  (in-betweening) the nearer keyframe held
   edge_replication  (widening) the centre's outermost columns repeated
   mirror            (widening) the centre reflected at its edges
+  pix2pix           (continuation) the pixel baselines trained in the
+  multiscale        workdir (--mode=pix2pix / multiscale, train/baseline.py),
+                    from the same context frames, their output fed back
+
+With the `metrics` extra every method also gets LPIPS per generated frame
+and FVD over whole windows (perceptual_scores.py); without it the table says
+how to get them.
 
 A widening (task 'outpaint') is given the centre columns of every frame and
 scored on the sides only; its model reads tokens of frames whose sides are
@@ -34,7 +41,9 @@ with a paste, copy_last_tokens is exactly copy_last and is left out.
 A model trained on several tasks (transformer.tasks) is evaluated on each,
 from the one checkpoint. Writes <workdir>/evaluate/<split>.json (a
 continuation; otherwise <split>_<task>.json) and its GIF, and prints a
-table per task. With evaluate.rollout > 0 a model that continues is also
+table per task; <split>[_<task>]_examples.npz holds the first clips as every
+method made them (uint8, whole windows; `given` marks the given frames) for
+the report. With evaluate.rollout > 0 a model that continues is also
 rolled out over each test shot for that many windows (mirai_jax/rollouts.py).
 
 A method is a named function of a batch that returns frames (METHODS); every
@@ -56,6 +65,7 @@ import numpy as np
 
 from mirai_jax import inference
 from mirai_jax import mesh as mesh_lib
+from mirai_jax import perceptual_scores as perceptual
 from mirai_jax import render
 from mirai_jax import rollouts
 from mirai_jax import scores
@@ -168,10 +178,12 @@ def run(config, workdir: str) -> dict:
   if n < 2:
     raise ValueError(f'split {ev.split!r} has {n} clip(s); the audio ablation '
                      'needs at least 2')
+  pixel = inference.load_baselines(config, workdir, base.records.clip_spec,
+                                   mesh, base.records.dataset_identity)
   results = {}
   for task in jobs:  # one checkpoint, a table per job
     results[task] = _evaluate(config, base.for_task(task), source, n, mesh,
-                              episodes, out)
+                              episodes, out, pixel)
   result = results[jobs[0]]
   if len(jobs) > 1:
     result['tasks'] = {t: result_file(ev.split, t) for t in jobs}
@@ -179,7 +191,7 @@ def run(config, workdir: str) -> dict:
     names = (builder.info.metadata or {}).get('split_episodes', {}).get(
         ev.split, [])
     rollouts.run(config, base.for_task('continue'), episodes, sorted(names),
-                 out)
+                 out, pixel)
     result['rollout'] = f'{ev.split}_rollout.json'
   return result
 
@@ -189,8 +201,25 @@ def result_file(split: str, task: str) -> str:
   return f'{split}.json' if task == 'continue' else f'{split}_{task}.json'
 
 
+def methods_for(task: str, pixel: dict[str, inference.Baseline]) -> dict:
+  """METHODS, with the pixel baselines (inference.load_baselines) before
+  the reconstruction row when the job is a continuation."""
+  if task != 'continue' or not pixel:
+    return dict(METHODS)
+  out = {}
+  for k, fn in METHODS.items():
+    if k == 'reconstruction':
+      for name, bl in pixel.items():
+        out[name] = lambda p, b, bl=bl: np.concatenate(
+            [b.real[:, :b.context], bl.continue_frames(
+                b.video[:, :b.context], b.real.shape[1] - b.context)], 1)
+    out[k] = fn
+  return out
+
+
 def _evaluate(config, p: inference.Predictor, source, n: int, mesh,
-              episodes: str, out: str) -> dict:
+              episodes: str, out: str,
+              pixel: Optional[dict] = None) -> dict:
   """Every method on the first `n` clips of `source` for p's task: the
   JSON written, the table printed."""
   ev = config.evaluate
@@ -201,9 +230,11 @@ def _evaluate(config, p: inference.Predictor, source, n: int, mesh,
   # A widening is scored on its generated sides only, never the given centre.
   region = _sides(*p.columns) if p.task == 'outpaint' else (lambda x: x)
   load = lambda i: _load(source[int(i)], p)
+  methods = methods_for(p.task, pixel or {})
+  extra = perceptual.Plan(ev, spec, f, p.task)
 
-  per = {k: [] for k in METHODS}
-  mouth = {k: [] for k in METHODS}
+  per = {k: [] for k in methods}
+  mouth = {k: [] for k in methods}
   examples = None
   t0 = time.time()
   for s in range(0, n, batch):
@@ -213,7 +244,7 @@ def _evaluate(config, p: inference.Predictor, source, n: int, mesh,
     # it never overlaps the clip's own sound.
     other = [load((i + n // 2) % n) for i in ids]
     b = _batch(p, rows, other, batch, mesh, ev.paste)
-    outputs = {k: fn(p, b) for k, fn in METHODS.items()}
+    outputs = {k: fn(p, b) for k, fn in methods.items()}
     outputs = {k: v for k, v in outputs.items() if v is not None}
     m = len(rows)
     truths = [synthetic.read_truth(episodes, r['episode']) for r in rows]
@@ -222,8 +253,12 @@ def _evaluate(config, p: inference.Predictor, source, n: int, mesh,
       boxes = np.stack([synthetic.mouth_boxes(t, spec, r['start'], f)[scored]
                         for t, r in zip(truths, rows)])
     real = region(b.real[:m][:, scored])
+    extra.add_real(b.real[:m])
     for k, fake in outputs.items():
-      per[k].append(scores.frame_scores(real, region(fake[:m][:, scored])))
+      got = scores.frame_scores(real, region(fake[:m][:, scored]))
+      got.update(extra.lpips_scores(b.real[:m], fake[:m], scored))
+      extra.add_fake(k, fake[:m])
+      per[k].append(got)
       if boxes is not None:
         mouth[k].append(scores.box_mse(real, fake[:m][:, scored], boxes))
     if examples is None:
@@ -241,14 +276,21 @@ def _evaluate(config, p: inference.Predictor, source, n: int, mesh,
     result['width'] = int(spec['width'])
   elif scored.size != f - c0:  # frames given after the context: keyframes
     result['given_frames'] = [int(i) for i in np.flatnonzero(p.given)]
-  for k in METHODS:
+  for k in methods:
     if per[k]:
       result['methods'][k] = _summary(per[k], mouth[k])
+  extra.finish(result)
   path = os.path.join(out, result_file(ev.split, p.task))
   if jax.process_index() == 0:
     storage.write_text(path, json.dumps(result, indent=1))
     with storage.output_file(path[:-len('.json')] + '_examples.gif') as gif:
       _write_examples(gif, examples, p.task)
+    # The same clips by every method, for the report's gallery.
+    with storage.output_file(path[:-len('.json')] + '_examples.npz') as npz:
+      with open(npz, 'wb') as fh:
+        np.savez_compressed(fh, given=p.given, **{
+            k: (np.clip(v, 0, 1) * 255).round().astype(np.uint8)
+            for k, v in examples.items()})
   print(table(result), flush=True)
   print(f'evaluate: wrote {path}', flush=True)
   return result
@@ -326,8 +368,12 @@ def table(result: dict) -> str:
   """The readable version of the evaluation JSON."""
   methods = result['methods']
   mouth = all('mouth_mse' in v for v in methods.values())
+  lp = all('lpips' in v for v in methods.values())
+  fvd = any('fvd' in v for v in methods.values())
   head = f"{'method':<18}{'PSNR dB':>9}{'SSIM':>8}{'MSE':>10}"
   head += f"{'mouth MSE':>11}" if mouth else ''
+  head += f"{'LPIPS':>8}" if lp else ''
+  head += f"{'FVD':>9}" if fvd else ''
   if 'given_columns' in result:  # a widening
     a, b = result['given_columns']
     what = (f"{result['predicted_frames']} frames widened: columns {a}-{b - 1} "
@@ -345,7 +391,18 @@ def table(result: dict) -> str:
     line = f"{k:<18}{v['psnr']:>9.2f}{v['ssim']:>8.4f}{v['mse']:>10.5f}"
     if mouth:
       line += f"{v['mouth_mse']:>11.5f}"
+    if lp:
+      line += f"{v['lpips']:>8.4f}"
+    if fvd:
+      line += f"{v['fvd']:>9.1f}" if 'fvd' in v else f"{'-':>9}"
     lines.append(line)
+  if fvd:
+    lines.append(f"FVD: I3D features of {result['fvd_clips']} whole windows "
+                 f"of {result['fvd_frames']} frames a method against the "
+                 'true ones')
+  for note in ('metrics_note', 'fvd_note'):
+    if note in result:
+      lines.append(result[note])
   a = methods['audio']
   lines.append('PSNR per predicted frame (audio): '
                + ' '.join(f'{x:.1f}' for x in a['psnr_per_frame']))

@@ -6,7 +6,9 @@ read, and none is built to shape it. A checkpoint trained on another dataset
 than the one built now is refused. `Predictor` joins the two models: frames
 and sound -> predicted frames, through a paste (`paste_change`,
 `paste_unchanged`) that keeps the true last context frame where nothing
-changes. tokenize, evaluate and predict use this module; it imports no stage.
+changes. `load_baselines` restores the pixel baselines (pix2pix,
+multiscale) trained in a workdir. tokenize, evaluate and predict use this
+module; it imports no stage.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from absl import logging
 import jax
@@ -24,11 +26,13 @@ import numpy as np
 from mirai_jax import checkpoint
 from mirai_jax import mesh as mesh_lib
 from mirai_jax import sample
+from mirai_jax import storage
 from mirai_jax import tasks
 from mirai_jax import workdir as workdir_lib
 from mirai_jax import xla_options
 from mirai_jax.data import tokens as tokens_lib
 from mirai_jax.models import from_config
+from mirai_jax.models import next_frame
 from mirai_jax.models import tokenizer as tokenizer_lib
 from mirai_jax.models import transformer as transformer_lib
 
@@ -104,6 +108,52 @@ def load_transformer(config, workdir: str, records: tokens_lib.Records, mesh
       'Train it again in a new --workdir, or put the episode folder (or '
       'split file) back as it was.')
   return model, order, restored['ema_params'], step
+
+
+@dataclasses.dataclass
+class Baseline:
+  """A restored pixel baseline: context frames -> the frames after them."""
+  name: str
+  step: int
+  inputs: int  # the context frames it reads
+  run: Callable  # (context uint8 (B, T, H, W, 3), n) -> (B, n, H, W, 3)
+
+  def continue_frames(self, context, n: int) -> np.ndarray:
+    return np.asarray(self.run(jnp.asarray(context), n))
+
+
+def load_baselines(config, workdir: str, spec: dict, mesh,
+                   data_identity: Optional[dict] = None
+                   ) -> dict[str, Baseline]:
+  """{name: Baseline} of every pixel baseline with a checkpoint in
+  `workdir` (none trained: {}); refused when trained on another dataset."""
+  out = {}
+  for name in from_config.BASELINES:
+    directory = workdir_lib.checkpoint_dir(workdir, name)
+    if not storage.exists(directory):
+      continue
+    gen, _ = from_config.baseline(config, name)
+    inputs = from_config.baseline_inputs(config, name)
+    blank = jnp.zeros((1, inputs, spec['height'], spec['width'], 3))
+    part = {'ema_params': jax.eval_shape(
+        lambda r: gen.init(r, blank), jax.random.key(0))['params']}
+    ckpt = checkpoint.Checkpoints(directory, partial=True)
+    if ckpt.latest_step() is None:
+      ckpt.close()
+      continue
+    restored, step = ckpt.restore_for_inference(
+        checkpoint.abstract(part, mesh_lib.param_shardings(part, mesh)),
+        label=name, dataset=data_identity,
+        fix='It may have trained on the episodes it would now be tested on. '
+        f'Train it again with --mode={name} in a new --workdir.')
+    params = restored['ema_params']
+    run = jax.jit(
+        lambda ctx, n, gen=gen, params=params, inputs=inputs:
+        next_frame.continue_frames(lambda c: gen.apply({'params': params}, c),
+                                   ctx, inputs, n),
+        static_argnums=1, compiler_options=xla_options.convolutions())
+    out[name] = Baseline(name, step, inputs, run)
+  return out
 
 
 class Predictor:

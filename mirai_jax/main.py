@@ -7,7 +7,11 @@ its own. Any config field can be overridden: --config.preview.num_clips=4.
 --workdir and the data paths may be gs:// URLs (storage.py). On several
 hosts every process runs the same command (see distributed.py and launch/);
 evaluate and predict run in one process, so a multi-process run leaves them
-out and prints the command that runs them. Every config field and output
+out and prints the command that runs them. --mode=pix2pix and
+--mode=multiscale train the pixel baselines (train/baseline.py) that evaluate
+then scores beside the model; --mode=report alone trains whatever is missing,
+evaluates every method and writes <workdir>/report/index.html (report.py).
+Every config field and output
 folder is checked before any compute (checks.py). Exit status: 0 done, 1 an
 input is missing, a config value or folder is wrong or the disk is full (one
 or two lines naming it and the fix; --verbosity=1 or MIRAI_JAX_TRACEBACK=1
@@ -30,9 +34,11 @@ from mirai_jax import errors
 from mirai_jax import evaluate
 from mirai_jax import predict
 from mirai_jax import preview
+from mirai_jax import report
 from mirai_jax import storage
 from mirai_jax import tokenize
 from mirai_jax import workdir as workdir_lib
+from mirai_jax.train import baseline
 from mirai_jax.train import loop
 from mirai_jax.train import tokenizer
 from mirai_jax.train import transformer
@@ -53,7 +59,7 @@ _NUM_PROCESSES = flags.DEFINE_integer('num_processes', None,
 _PROCESS_ID = flags.DEFINE_integer('process_id', None, 'This process, 0-based.')
 
 # Stages that run in one process; a multi-process run leaves them out.
-ONE_PROCESS = ('evaluate', 'predict')
+ONE_PROCESS = ('evaluate', 'predict', 'report')
 STAGES = {
     'data': dataset.run,
     'preview': preview.run,
@@ -62,6 +68,12 @@ STAGES = {
     'transformer': transformer.train_and_evaluate,
     'evaluate': evaluate.run,
     'predict': predict.run,
+    # Pixel baselines (train/baseline.py), not in any config's stages:
+    # evaluate scores those trained in the workdir beside the model.
+    'pix2pix': lambda c, w: baseline.train_and_evaluate('pix2pix', c, w),
+    'multiscale': lambda c, w: baseline.train_and_evaluate('multiscale', c, w),
+    # Alone (--mode=report): whatever is missing, then evaluate and report.
+    'report': report.run,
 }
 
 
@@ -81,6 +93,9 @@ def _main(argv):
   if not workdir:
     raise app.UsageError('give --workdir=DIR (this config sets no default)')
   workdir = storage.expand(workdir)
+  if stages == ['report']:
+    stages = workdir_lib.report_stages(config, workdir)
+    print(f'report: running {", ".join(stages)}', flush=True)
   for path in (workdir, config.data.episodes, config.data.data_dir):
     if path and storage.is_url(path):
       try:  # a missing gcsfs now, not after the first stage
@@ -98,7 +113,7 @@ def _main(argv):
               f'machine that sees the workdir, run\n  python -m mirai_jax.main '
               f'--config=... --workdir={workdir} --mode={",".join(later)} '
               '--distributed=off')
-    if _MODE.value:
+    if _MODE.value and _MODE.value != 'report':
       raise app.UsageError(advice)
     stages = [s for s in stages if s not in ONE_PROCESS]
     if jax.process_index() == 0:

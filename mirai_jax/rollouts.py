@@ -8,8 +8,11 @@ episode's own sound for its frames while the file has sound. The generated
 frames are scored against the true ones, frame by frame, up to
 `evaluate.rollout` x the training horizon or the shot's end, side by side
 with copy-last-frame. Writes <workdir>/evaluate/<split>_rollout.json (per
-frame PSNR/SSIM/MSE, clips per frame, the PSNR drift in dB per second) and
-<split>_rollout.png (the curves).
+frame PSNR/SSIM/MSE, and LPIPS with the metrics extra; clips per frame, the
+PSNR drift in dB per second, FVD of whole rollouts), <split>_rollout.png
+(the curves) and <split>_rollout_examples.npz (the first shots as every
+method rolled them out, for the report). The pixel baselines trained in the
+workdir (pix2pix, multiscale) roll out beside the model.
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ from __future__ import annotations
 import json
 import os
 import time
+from typing import Optional
 
 from absl import logging
 import matplotlib
 import numpy as np
 
 from mirai_jax import inference
+from mirai_jax import perceptual_scores as perceptual
 from mirai_jax import scores
 from mirai_jax import storage
 from mirai_jax import video_io
@@ -67,17 +72,24 @@ def test_shots(p: inference.Predictor, episodes: str, names: list[str],
 
 
 def run(config, p: inference.Predictor, episodes: str, names: list[str],
-        out: str) -> dict:
-  """Rolls out and scores every test shot; writes the JSON and the PNG."""
+        out: str, pixel: Optional[dict] = None) -> dict:
+  """Rolls out and scores every test shot, with the pixel baselines of
+  `pixel` (inference.load_baselines) beside the model; writes the JSON and
+  the PNG."""
   ev = config.evaluate
   windows = ev.rollout
+  pixel = pixel or {}
   c0, new = p.context, p.frames - p.context
   total = c0 + windows * new
   batch = max(1, ev.batch_size)
-  sums = {k: {} for k in ('model', 'copy_last')}
+  sums = {k: {} for k in ('model', 'copy_last', *pixel)}
+  # FVD over whole rollouts: only shots that last the whole horizon, so no
+  # held last frame enters the features.
+  extra = perceptual.Plan(ev, p.records.clip_spec, total)
   counts = np.zeros(total - c0, np.int64)
   n, fps, t0 = 0, None, time.time()
   pending = []
+  examples = {}  # the first shots as every method rolled them out
 
   def flush():
     nonlocal n
@@ -95,9 +107,18 @@ def run(config, p: inference.Predictor, episodes: str, names: list[str],
     real = frames.astype(np.float32) / 255.0
     fakes = dict(model=pred,
                  copy_last=np.repeat(real[:, c0 - 1:c0], total, axis=1))
+    for name, bl in pixel.items():
+      fakes[name] = np.concatenate(
+          [real[:, :c0], bl.continue_frames(frames[:, :c0], total - c0)], 1)
+    if not examples:
+      examples.update(real=real[:4], **{k: v[:4] for k, v in fakes.items()})
     mask = np.arange(total - c0)[None] < (valid - c0)[:, None]  # (B, horizon)
+    whole = valid == total
+    extra.add_real(real[whole])
     for k, fake in fakes.items():
       got = scores.frame_scores(real[:, c0:], fake[:, c0:])
+      got.update(extra.lpips_scores(real, fake, np.arange(c0, total)))
+      extra.add_fake(k, fake[whole])
       for m, v in got.items():
         sums[k][m] = sums[k].get(m, 0) + np.where(mask, v, 0).sum(0)
     counts[:] += mask.sum(0)
@@ -133,10 +154,16 @@ def run(config, p: inference.Predictor, episodes: str, names: list[str],
     for mult in range(1, windows + 1):
       entry[f'psnr_at_{mult}x'] = round(float(per['psnr'][mult * new - 1]), 3)
     result['methods'][k] = entry
+  extra.finish(result)
   path = os.path.join(out, f'{ev.split}_rollout.json')
   storage.write_text(path, json.dumps(result, indent=1))
   with storage.output_file(path[:-len('.json')] + '.png') as png:
     _plot(png, result, seconds, new / float(fps))
+  with storage.output_file(path[:-len('.json')] + '_examples.npz') as npz:
+    with open(npz, 'wb') as fh:
+      np.savez_compressed(fh, given=np.arange(total) < c0, **{
+          k: (np.clip(v, 0, 1) * 255).round().astype(np.uint8)
+          for k, v in examples.items()})
   print(table(result), flush=True)
   print(f'evaluate: wrote {path} and its .png', flush=True)
   return result
@@ -166,12 +193,19 @@ def table(result: dict) -> str:
   w = result['windows']
   head = f"{'method':<12}" + ''.join(f'{f"{m}x":>8}' for m in range(1, w + 1))
   head += f"{'dB/s':>8}"
+  fvd = any('fvd' in v for v in result['methods'].values())
+  head += f"{'FVD':>9}" if fvd else ''
   lines = [f"rollout on {result['split']}: {result['shots']} shots, {w} "
            f"windows of {result['training_horizon_frames']} frames; PSNR dB "
            'at each multiple of the training horizon', head, '-' * len(head)]
   for k, v in result['methods'].items():
     lines.append(f'{k:<12}' + ''.join(f"{v[f'psnr_at_{m}x']:>8.2f}"
                                       for m in range(1, w + 1))
-                 + f"{v['psnr_drift_db_per_s']:>8.2f}")
+                 + f"{v['psnr_drift_db_per_s']:>8.2f}"
+                 + (f"{v['fvd']:>9.1f}" if 'fvd' in v else ''))
+  if fvd:
+    lines.append(f"FVD: I3D features of {result['fvd_clips']} whole rollouts "
+                 f"of {result['fvd_frames']} frames against the true ones")
+  lines += [result[n] for n in ('metrics_note', 'fvd_note') if n in result]
   return '\n'.join(lines)
 

@@ -36,6 +36,49 @@ def checkpoint_dir(workdir: str, stage: str) -> str:
   return os.path.join(stage_dir(workdir, stage), 'checkpoints')
 
 
+def latest_step(workdir: str, stage: str) -> Optional[int]:
+  """The newest checkpoint step of `stage` in `workdir` (None: none), from
+  the folder names alone."""
+  directory = checkpoint_dir(workdir, stage)
+  if not storage.exists(directory):
+    return None
+  if storage.is_url(directory):
+    fs, path = storage.filesystem(directory)
+    names = [os.path.basename(n.rstrip('/')) for n in fs.ls(path)]
+  else:
+    names = os.listdir(directory)
+  steps = [int(n) for n in names if n.isdigit()]
+  return max(steps) if steps else None
+
+
+REPORTED = ('tokenizer', 'transformer', 'pix2pix', 'multiscale')
+
+
+def report_stages(config, workdir: str) -> list[str]:
+  """What `--mode=report` runs: data (a dataset up to date is kept), every
+  model of REPORTED not yet trained to its config's steps (resumed where it
+  stopped), tokenize when the token records are not of the tokenizer's
+  last step, then evaluate (every method) and report."""
+  todo = ['data']
+  for stage in REPORTED:
+    step = latest_step(workdir, stage)
+    if step is None or step < config[stage].steps:
+      todo.append(stage)
+    if stage == 'tokenizer' and ('tokenizer' in todo or not _tokens_of(
+        workdir, step)):
+      todo.append('tokenize')
+  return todo + ['evaluate', 'report']
+
+
+def _tokens_of(workdir: str, tokenizer_step: Optional[int]) -> bool:
+  """Whether the current token records were made by that tokenizer step."""
+  try:
+    records = tokens.read_records(tokens.current(tokens_dir(workdir)))
+  except (OSError, ValueError):
+    return False
+  return records.tokenizer_step == tokenizer_step
+
+
 def tokens_dir(workdir: str) -> str:
   return stage_dir(workdir, 'tokens')
 

@@ -1,11 +1,14 @@
 """Test media made on the fly: synthetic episodes, sync probes, bad files."""
 
 import fractions
+import io
 import json
 import os
 import shutil
+import struct
 
 import numpy as np
+from PIL import Image
 
 from mirai_jax import dataset
 from mirai_jax import video_io
@@ -229,4 +232,32 @@ TINY_DEMO = (
     '--config.transformer.steps=3', '--config.transformer.batch_size=4',
     '--config.transformer.eval_batch_size=4',
     '--config.transformer.eval_every=3',
-    '--config.evaluate.batch_size=4', '--config.evaluate.max_clips=5')
+    '--config.evaluate.batch_size=4', '--config.evaluate.max_clips=5',
+    # The pixel baselines, when a test trains them.
+    '--config.pix2pix.channels=(8,16)', '--config.pix2pix.disc_channels=(8,)',
+    '--config.multiscale.scales=2', '--config.multiscale.channels=(8,)',
+    '--config.multiscale.disc_channels=(8,8)',
+    '--config.multiscale.disc_hidden=8',
+    *[f'--config.{b}.{k}={v}' for b in ('pix2pix', 'multiscale')
+      for k, v in (('steps', 2), ('batch_size', 4), ('eval_batch_size', 4),
+                   ('eval_every', 2), ('eval_batches', 1))])
+
+
+def tb_images(tb_dir: str) -> dict:
+  """{tag: [(step, (H, W, 3) uint8)]} of every image summary in `tb_dir`,
+  read from the TFRecord framing (length, crc, event, crc): no TensorFlow
+  or tensorboard package needed."""
+  from tensorboardX.proto import event_pb2  # pylint: disable=g-import-not-at-top
+  out = {}
+  for name in sorted(os.listdir(tb_dir)):
+    data = open(os.path.join(tb_dir, name), 'rb').read()
+    pos = 0
+    while pos < len(data):
+      (size,) = struct.unpack('<Q', data[pos:pos + 8])
+      event = event_pb2.Event.FromString(data[pos + 12:pos + 12 + size])
+      pos += 12 + size + 4
+      for v in event.summary.value:
+        if v.HasField('image'):
+          png = Image.open(io.BytesIO(v.image.encoded_image_string))
+          out.setdefault(v.tag, []).append((event.step, np.asarray(png)))
+  return out

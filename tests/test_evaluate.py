@@ -139,3 +139,48 @@ def test_widening_baselines_and_scores_read_the_sides_only():
   assert evaluate.METHODS['copy_last'](None, b) is None
   sides = evaluate._sides(3, 7)(real)  # pylint: disable=protected-access
   np.testing.assert_array_equal(sides, real[..., [0, 1, 2, 7, 8, 9], :])
+
+
+def test_lpips_and_fvd_plan_scores_generated_frames_and_whole_windows(
+    monkeypatch):
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  from mirai_jax import lpips_fvd  # pylint: disable=g-import-not-at-top
+  from mirai_jax import perceptual_scores  # pylint: disable=g-import-not-at-top
+  seen = []
+  monkeypatch.setattr(lpips_fvd, 'available', lambda: True)
+  # Stand-ins that record what they are given: a frame's LPIPS is its mean
+  # difference, a clip's features are its per-frame means.
+  monkeypatch.setattr(lpips_fvd, 'lpips', lambda a, b: np.abs(
+      a - b).mean(axis=(1, 2, 3)))
+  def feats(clips):
+    seen.append(clips.shape)
+    return clips.mean(axis=(2, 3, 4))
+  monkeypatch.setattr(lpips_fvd, 'i3d_features', feats)
+  ev = ml_collections.ConfigDict(dict(lpips=True, fvd_clips=5))
+  spec = dict(height=32, width=32)
+  plan = perceptual_scores.Plan(ev, spec, frames=10)
+  rng = np.random.default_rng(0)
+  result = {'methods': {'same': {}, 'off': {}}}
+  scored = np.arange(2, 10)
+  for _ in range(2):  # two batches of 3 clips: only 5 join the FVD sets
+    real = rng.uniform(0, 0.8, size=(3, 10, 32, 32, 3)).astype(np.float32)
+    plan.add_real(real)
+    got = plan.lpips_scores(real, real + 0.1, scored)
+    assert got['lpips'].shape == (3, 8)
+    np.testing.assert_allclose(got['lpips'], 0.1, rtol=1e-4)
+    plan.add_fake('same', real)
+    plan.add_fake('off', np.clip(real + 0.3, 0, 1))
+  plan.finish(result)
+  assert [s[0] for s in seen] == [3, 3, 3, 2, 2, 2]  # real, same, off
+  assert all(s[1] == 10 for s in seen)  # whole windows, given frames too
+  assert result['fvd_clips'] == 5 and result['fvd_frames'] == 10
+  assert abs(result['methods']['same']['fvd']) < 1e-6
+  assert result['methods']['off']['fvd'] > 0.1
+  # Short windows: no FVD, and the JSON says why; no extra: how to get it.
+  short = perceptual_scores.Plan(ev, spec, frames=6)
+  assert not short.fvd and 'under the 9' in short.notes['fvd_note']
+  monkeypatch.setattr(lpips_fvd, 'available', lambda: False)
+  none = perceptual_scores.Plan(ev, spec, frames=16)
+  assert not none.lpips and not none.fvd
+  assert "pip install -e '.[metrics]'" in none.notes['metrics_note']
+  assert none.lpips_scores(real, real, scored) == {}

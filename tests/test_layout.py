@@ -16,8 +16,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 PACKAGES = ('mirai_jax', 'tfds_builders')
 # What each stage of main.py runs (and `python -m mirai_jax.prepare`).
 STAGES = ('mirai_jax.dataset', 'mirai_jax.preview', 'mirai_jax.tokenize',
-          'mirai_jax.evaluate', 'mirai_jax.predict',
-          'mirai_jax.train.tokenizer', 'mirai_jax.train.transformer')
+          'mirai_jax.evaluate', 'mirai_jax.predict', 'mirai_jax.report',
+          'mirai_jax.train.tokenizer', 'mirai_jax.train.transformer',
+          'mirai_jax.train.baseline')
 ENTRY_POINTS = ('mirai_jax.main', 'mirai_jax.prepare')
 # Only entry points reach these: they know every stage.
 ENTRY_HELPERS = ('mirai_jax.checks',)

@@ -38,6 +38,20 @@ def test_demo_runs_end_to_end(tmp_path):
       tokens_lib.current(os.path.join(workdir, 'tokens')), 'meta.json'))
   assert os.path.exists(os.path.join(workdir, 'tokenizer', 'eval.json'))
   assert 'transformer val step 3: loss' in proc.stdout
+  # TensorBoard shows the model learn: per validation clip, the decoding of
+  # its true tokens above the frames the model generates.
+  images = helpers.tb_images(os.path.join(workdir, 'transformer', 'tb'))
+  ((step, image),) = images['val/prediction/truth_decoded_vs_predicted']
+  # 2 clips x {truth, prediction} rows of 4 frames, 64x64 each.
+  assert step == 3 and image.shape == (2 * 2 * 64, 4 * 64, 3)
+  rows = image.reshape(4, 64, 4, 64, 3)
+  assert rows.std() > 0
+  # The 2 context frames are given, so decoded alike in both rows of a clip
+  # (the tiny tokenizer decodes frame by frame): truth above prediction.
+  for clip in range(2):
+    np.testing.assert_array_equal(rows[2 * clip, :, :2],
+                                  rows[2 * clip + 1, :, :2])
+  assert (rows[0, :, :2] != rows[2, :, :2]).any()  # two different clips
   # The evaluation table, and its JSON with every method per future frame.
   assert 'mouth MSE, matched vs mismatched audio' in proc.stdout
   with open(os.path.join(workdir, 'evaluate', 'test.json')) as f:
@@ -88,10 +102,14 @@ def test_demo_runs_end_to_end(tmp_path):
                   ignore=shutil.ignore_patterns('transformer', 'evaluate',
                                                 'predict'))
   mix = '--config.transformer.tasks=continue:2,interpolate:1,outpaint:1'
+  # With both pixel baselines beside the model, and the report of it all.
   proc = _run('mirai_jax.main', '--config=configs/demo.py',
-              f'--workdir={inter}', '--mode=transformer,evaluate,predict',
+              f'--workdir={inter}',
+              '--mode=pix2pix,multiscale,transformer,evaluate,report,predict',
               *tiny, mix, '--config.predict.task=interpolate',
-              '--config.predict.start=2.0', '--config.evaluate.rollout=0')
+              '--config.predict.start=2.0', '--config.evaluate.rollout=2')
+  assert 'pix2pix eval step 2: PSNR' in proc.stdout
+  assert 'multiscale eval step 2: PSNR' in proc.stdout
   assert 'tasks continue 50%, interpolate 25%, outpaint 25%' in proc.stdout
   assert 'transformer val step 3 (interpolate): loss' in proc.stdout
   assert 'MSE vs cross-fade of the keyframes' in proc.stdout
@@ -101,6 +119,23 @@ def test_demo_runs_end_to_end(tmp_path):
     cont = json.load(f)
   assert cont['task'] == 'continue' and 'given_frames' not in cont
   assert cont['predicted_frames'] == 2
+  # The baselines continue the same clips, from the same context frames.
+  assert list(cont['methods'])[-3:] == ['pix2pix', 'multiscale',
+                                        'reconstruction']
+  assert all(len(cont['methods'][b]['psnr_per_frame']) == 2
+             for b in ('pix2pix', 'multiscale'))
+  with open(os.path.join(inter, 'evaluate', 'test_rollout.json')) as f:
+    assert set(json.load(f)['methods']) == {'model', 'copy_last', 'pix2pix',
+                                            'multiscale'}
+  examples = np.load(os.path.join(inter, 'evaluate', 'test_examples.npz'))
+  assert examples['pix2pix'].shape == examples['real'].shape
+  assert examples['pix2pix'].dtype == np.uint8
+  with open(os.path.join(inter, 'report', 'report.json')) as f:
+    report = json.load(f)
+  assert set(report['jobs']) == {'continue', 'interpolate', 'outpaint',
+                                 'rollout'}
+  assert 'pix2pix' in report['jobs']['continue']['methods']
+  assert os.path.exists(os.path.join(inter, 'report', 'index.html'))
   with open(os.path.join(inter, 'evaluate', 'test_interpolate.json')) as f:
     result = json.load(f)
   # Frames 0, 1 (context) and 3 (the end keyframe) are given, never scored.

@@ -7,6 +7,8 @@ import jax.numpy as jnp
 
 from mirai_jax import tasks
 from mirai_jax.models import attention as attention_lib
+from mirai_jax.models import multiscale
+from mirai_jax.models import pix2pix
 from mirai_jax.models import tokenizer as tokenizer_lib
 from mirai_jax.models import transformer as transformer_lib
 
@@ -79,3 +81,40 @@ def init_transformer(model: transformer_lib.Transformer, order: tasks.Order,
                   feats[:, :module.grid[0]])
 
   return model.init(rng, method=init)
+
+
+BASELINES = ('pix2pix', 'multiscale')  # pixel next-frame predictors
+
+
+def window_frames(config) -> tuple[int, int]:
+  """(context frames, frames) of the transformer's window in pixels: what
+  every method is given and asked for in evaluate."""
+  temporal = config.tokenizer.temporal
+  return (config.transformer.context * temporal,
+          config.transformer.frames * temporal)
+
+
+def baseline_inputs(config, name: str) -> int:
+  """Context frames baseline `name` reads (its `inputs`, or all of the
+  transformer's)."""
+  context = window_frames(config)[0]
+  inputs = config[name].inputs or context
+  if inputs > context:
+    raise ValueError(f'config.{name}.inputs={inputs} is more than the '
+                     f'{context} context frames evaluate gives every method '
+                     '(transformer.context x tokenizer.temporal); lower it')
+  return inputs
+
+
+def baseline(config, name: str):
+  """(generator, discriminator or None) of pixel baseline `name`."""
+  c = config[name]
+  adversarial = c.adversarial_weight > 0
+  if name == 'pix2pix':
+    return (pix2pix.UNet(tuple(c.channels), c.dropout),
+            pix2pix.PatchGAN(tuple(c.disc_channels)) if adversarial else None)
+  if name == 'multiscale':
+    return (multiscale.Generator(c.scales, tuple(c.channels), tuple(c.kernels)),
+            multiscale.Discriminator(c.scales, tuple(c.disc_channels),
+                                     c.disc_hidden) if adversarial else None)
+  raise ValueError(f'unknown baseline {name!r}; known: {BASELINES}')

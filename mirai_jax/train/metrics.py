@@ -1,5 +1,6 @@
 """Metrics: a JSON-lines file and TensorBoard events in the workdir, and a
-progress line with step rate and ETA. Only process 0 writes.
+progress line with step rate and ETA. Only process 0 writes. Images and
+clips (`video`: a strip, a row of frames per clip) go to TensorBoard only.
 
 A workdir at a URL (gs://) gets local copies, uploaded every minute and at
 the end: object stores cannot append to a file.
@@ -25,6 +26,15 @@ UPLOAD_EVERY_S = 60
 def _plain(v: Any):
   v = np.asarray(jax.device_get(v))
   return v.item() if v.size == 1 else v.tolist()
+
+
+def strip(frames: np.ndarray) -> np.ndarray:
+  """(T, H, W, C) or (N, T, H, W, C) -> (N * H, T * W, C): a row per clip,
+  a column per frame."""
+  f = np.asarray(frames)
+  f = f[None] if f.ndim == 4 else f
+  n, t, h, w, c = f.shape
+  return f.transpose(0, 2, 1, 3, 4).reshape(n * h, t * w, c)
 
 
 class Writer:
@@ -74,6 +84,14 @@ class Writer:
     """image: (H, W, 3) uint8."""
     if self.enabled:
       self._tb.add_image(name, np.asarray(image), step, dataformats='HWC')
+
+  def video(self, step: int, name: str, frames: np.ndarray) -> None:
+    """frames: uint8 (T, H, W, 3), or (N, T, H, W, 3) for N clips, shown as
+    one image (`strip`). Not tensorboardX's add_video: it needs moviepy,
+    which is no dependency, and a strip shows every frame at once, so rows
+    compare frame by frame."""
+    if self.enabled:
+      self.image(step, name, strip(frames))
 
   def progress(self, step: int, values: dict[str, Any]) -> None:
     """One line: step, chosen values, steps/s since the last line, ETA."""

@@ -9,10 +9,14 @@ the clips so that one model also runs without sound.
 Reads top to bottom: mesh, input, model and optimiser, shardings, update
 step, checkpoint restore, validation, train loop. Everything lands in
 <workdir>/transformer: checkpoints/, metrics.jsonl, tb/, validation.json.
+Each validation also shows, in TensorBoard (SUMMARY_TAG), the first
+`transformer.summary_clips` validation clips as the tokenizer's decoding of
+their true tokens above the frames the EMA model generates for them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
@@ -24,8 +28,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from mirai_jax import errors
+from mirai_jax import inference
+from mirai_jax import mesh as mesh_lib
+from mirai_jax import sample
 from mirai_jax import storage
 from mirai_jax import workdir as workdir_lib
+from mirai_jax import xla_options
 from mirai_jax.data import pipeline
 from mirai_jax.data import tokens as tokens_lib
 from mirai_jax.models import from_config
@@ -203,6 +212,91 @@ def make_update(config, model, order, tx, records: tokens_lib.Records):
   return update
 
 
+# Truth is the tokenizer's decoding of the true tokens (the token records
+# hold no pixels), the ceiling the prediction is measured against.
+SUMMARY_TAG = 'val/prediction/truth_decoded_vs_predicted'
+
+
+def summary_batch(cfg, token_dir: str, mesh):
+  """(the first `cfg.summary_clips` validation clips as one global batch,
+  padded to a multiple of the mesh's devices, their count), or None when off
+  or the split is too short (validate() says so)."""
+  n = min(cfg.summary_clips, cfg.eval_batch_size)
+  if not n:
+    return None
+  rows = -(-n // mesh.size) * mesh.size  # <= eval_batch_size, a multiple too
+  first = next(iter(tokens_lib.make_loader(
+      token_dir, 'validation', shuffle=False, global_batch_size=rows,
+      num_epochs=1)), None)
+  return None if first is None else (pipeline.to_global(first, mesh), n)
+
+
+def summary_decoder(config, workdir: str, records: tokens_lib.Records, mesh):
+  """The trained tokenizer that decodes the summary's tokens, or None."""
+  try:
+    tok = inference.load_tokenizer(config, workdir, records.clip_spec, mesh,
+                                   records.dataset_identity)
+  except (FileNotFoundError, errors.UserError) as e:
+    # Token records copied to a workdir without their tokenizer still train:
+    # a picture is no reason to stop.
+    why = str(e).splitlines()[0]
+  else:
+    if tok.model.codebook_size == records.codebook_size:
+      return tok
+    why = (f'its codebook has {tok.model.codebook_size} codes, the token '
+           f'records {records.codebook_size}')
+  if jax.process_index() == 0:
+    print(f'transformer: no predicted frames in TensorBoard: {why}',
+          flush=True)
+  return None
+
+
+def prediction_images(config, model, order, records: tokens_lib.Records,
+                      tok: inference.Tokenizer, mesh):
+  """jit of (EMA params, tokenizer variables, batch) -> uint8 (B, 2, frames,
+  H, W, 3), replicated: per clip the decoding of its first window's true
+  tokens, then of those the model generates from the known ones with the
+  clip's sound (config.sample, as evaluate draws)."""
+  frames, s = config.transformer.frames, config.sample
+
+  def images(params, tok_vars, batch):
+    true = batch['tokens'][:, :frames]
+    feats = audio_features(model, params, batch, records,
+                           batch['has_audio'])[:, :frames]
+    pred = order.to_grid(sample.generate(
+        model, params, sample.known_sequence(true, order), order, feats,
+        jax.random.key(s.seed), temperature=s.temperature, top_k=s.top_k,
+        top_p=s.top_p))
+    both = jnp.stack([true, pred], 1)
+    pixels = dataclasses.replace(tok, **tok_vars).decode(
+        both.reshape(-1, *both.shape[2:]))
+    pixels = jnp.round(pixels * 255).astype(jnp.uint8)
+    return pixels.reshape(*both.shape[:2], *pixels.shape[1:])
+
+  return jax.jit(images, out_shardings=mesh_lib.replicated(mesh),
+                 compiler_options=xla_options.convolutions())
+
+
+def prediction_summary(config, workdir: str, token_dir: str,
+                       records: tokens_lib.Records, model, order, mesh):
+  """EMA params -> uint8 (2 * clips, frames, H, W, 3), a truth row and a
+  prediction row per clip; None when off. The clips, the tokenizer and the
+  compiled function are made once, here; every process calls it."""
+  clips = summary_batch(config.transformer, token_dir, mesh)
+  tok = clips and summary_decoder(config, workdir, records, mesh)
+  if not tok:
+    return None
+  batch, n = clips
+  images = prediction_images(config, model, order, records, tok, mesh)
+  tok_vars = dict(params=tok.params, state=tok.state)
+
+  def summarise(params) -> np.ndarray:
+    out = np.asarray(images(params, tok_vars, batch))[:n]
+    return out.reshape(-1, *out.shape[2:])
+
+  return summarise
+
+
 def train_and_evaluate(config, workdir: str) -> dict:
   cfg = config.transformer
   out = workdir_lib.stage_dir(workdir, 'transformer')
@@ -248,6 +342,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
   # ------------------------------------------------------------- Evals
   orders = task_orders(config, records)  # the main task first
+  summarise = prediction_summary(config, workdir, token_dir, records, model,
+                                 order, mesh)
 
   @jax.jit
   def val_losses(params, batch):
@@ -280,6 +376,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
     # The main task's figures at the top (val/loss, ...), the others by name.
     writer.scalars(step, {f'val/{k}' if t == main else f'val/{t}/{k}': v
                           for t, r in per.items() for k, v in r.items()})
+    if summarise:
+      writer.video(step, SUMMARY_TAG, summarise(state.ema_params))
     result = dict(step=step, **per[main])
     if len(per) > 1:
       result['tasks'] = per

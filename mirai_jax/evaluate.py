@@ -287,10 +287,7 @@ def _evaluate(config, p: inference.Predictor, source, n: int, mesh,
       _write_examples(gif, examples, p.task)
     # The same clips by every method, for the report's gallery.
     with storage.output_file(path[:-len('.json')] + '_examples.npz') as npz:
-      with open(npz, 'wb') as fh:
-        np.savez_compressed(fh, given=p.given, **{
-            k: (np.clip(v, 0, 1) * 255).round().astype(np.uint8)
-            for k, v in examples.items()})
+      render.write_examples(npz, p.given, examples)
   print(table(result), flush=True)
   print(f'evaluate: wrote {path}', flush=True)
   return result

@@ -23,6 +23,16 @@ def to_uint8(video: np.ndarray) -> np.ndarray:
   return (np.clip(v, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
+def write_examples(path: str, given: np.ndarray, clips: dict) -> None:
+  """An npz of clips (name -> (N, T, H, W, 3) in [0, 1]) as uint8, with
+  `given` (T,) marking the frames every method was given: the same clips as
+  each method made them, for the report's gallery."""
+  with open(path, 'wb') as f:
+    np.savez_compressed(f, given=np.asarray(given, bool), **{
+        k: (np.clip(v, 0, 1) * 255).round().astype(np.uint8)
+        for k, v in clips.items()})
+
+
 def grid(videos: np.ndarray, cols: Optional[int] = None, scale: int = 1,
          pad: int = 2) -> np.ndarray:
   """(N, T, H, W, 3) clips -> (T, H', W', 3) frames tiling them in a grid."""

@@ -28,6 +28,7 @@ import numpy as np
 
 from mirai_jax import inference
 from mirai_jax import perceptual_scores as perceptual
+from mirai_jax import render
 from mirai_jax import scores
 from mirai_jax import storage
 from mirai_jax import video_io
@@ -160,10 +161,7 @@ def run(config, p: inference.Predictor, episodes: str, names: list[str],
   with storage.output_file(path[:-len('.json')] + '.png') as png:
     _plot(png, result, seconds, new / float(fps))
   with storage.output_file(path[:-len('.json')] + '_examples.npz') as npz:
-    with open(npz, 'wb') as fh:
-      np.savez_compressed(fh, given=np.arange(total) < c0, **{
-          k: (np.clip(v, 0, 1) * 255).round().astype(np.uint8)
-          for k, v in examples.items()})
+    render.write_examples(npz, np.arange(total) < c0, examples)
   print(table(result), flush=True)
   print(f'evaluate: wrote {path} and its .png', flush=True)
   return result

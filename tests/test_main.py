@@ -38,8 +38,12 @@ def test_demo_runs_end_to_end(tmp_path):
       tokens_lib.current(os.path.join(workdir, 'tokens')), 'meta.json'))
   assert os.path.exists(os.path.join(workdir, 'tokenizer', 'eval.json'))
   assert 'transformer val step 3: loss' in proc.stdout
-  # TensorBoard shows the model learn: per validation clip, the decoding of
-  # its true tokens above the frames the model generates.
+  # TensorBoard shows the models learn: the tokenizer's decodings, and per
+  # validation clip the decoding of its true tokens above the frames the
+  # transformer generates.
+  ((_, image),) = helpers.tb_images(os.path.join(workdir, 'tokenizer', 'tb'))[
+      'eval/reconstruction']  # 2 clips x {truth, decoding} x 8 frames
+  assert image.shape == (2 * 2 * 64, 8 * 64, 3)
   images = helpers.tb_images(os.path.join(workdir, 'transformer', 'tb'))
   ((step, image),) = images['val/prediction/truth_decoded_vs_predicted']
   # 2 clips x {truth, prediction} rows of 4 frames, 64x64 each.
@@ -110,6 +114,10 @@ def test_demo_runs_end_to_end(tmp_path):
               '--config.predict.start=2.0', '--config.evaluate.rollout=2')
   assert 'pix2pix eval step 2: PSNR' in proc.stdout
   assert 'multiscale eval step 2: PSNR' in proc.stdout
+  for name in ('pix2pix', 'multiscale'):  # 2 clips x {truth, prediction}
+    ((_, image),) = helpers.tb_images(os.path.join(inter, name, 'tb'))[
+        'eval/truth_vs_predicted']
+    assert image.shape == (2 * 2 * 64, 2 * 64, 3)
   assert 'tasks continue 50%, interpolate 25%, outpaint 25%' in proc.stdout
   assert 'transformer val step 3 (interpolate): loss' in proc.stdout
   assert 'MSE vs cross-fade of the keyframes' in proc.stdout
@@ -120,8 +128,10 @@ def test_demo_runs_end_to_end(tmp_path):
   assert cont['task'] == 'continue' and 'given_frames' not in cont
   assert cont['predicted_frames'] == 2
   # The baselines continue the same clips, from the same context frames.
-  assert list(cont['methods'])[-3:] == ['pix2pix', 'multiscale',
-                                        'reconstruction']
+  names = list(cont['methods'])
+  assert names[names.index('reconstruction') - 2:] == [
+      'pix2pix', 'multiscale', 'reconstruction', 'audio', 'mismatched_audio',
+      'no_audio']
   assert all(len(cont['methods'][b]['psnr_per_frame']) == 2
              for b in ('pix2pix', 'multiscale'))
   with open(os.path.join(inter, 'evaluate', 'test_rollout.json')) as f:

@@ -250,8 +250,8 @@ def train_and_evaluate(name: str, config, workdir: str) -> dict:
 
 def evaluate_baseline(name: str, cfg, roll, params, builder, mesh,
                       context: int, frames: int, split: str = 'validation'):
-  """(PSNR/SSIM per predicted frame on `split`, a truth-over-prediction
-  image of the first clip)."""
+  """(PSNR/SSIM per predicted frame on `split`, an image of the first two
+  clips: per clip a row of true frames above a row of predicted ones)."""
   batch_size = mesh_lib.round_batch(cfg.eval_batch_size, mesh)
   loader = pipeline.make_loader(builder, split, global_batch_size=batch_size,
                                 shuffle=False, num_epochs=1)
@@ -264,10 +264,10 @@ def evaluate_baseline(name: str, cfg, roll, params, builder, mesh,
     flat = lambda v: v.reshape(b * t, *v.shape[2:])
     psnr.append(np.asarray(pix.psnr(flat(real), flat(fake))).reshape(b, t))
     ssim.append(np.asarray(pix.ssim(flat(real), flat(fake))).reshape(b, t))
-    if image is None:
-      strip = lambda v: np.concatenate(list(np.asarray(v[0])), axis=1)
-      image = (np.concatenate([strip(real), strip(fake)], 0)
-               * 255).astype(np.uint8)
+    if image is None:  # the same first clips at every evaluation
+      both = np.stack([np.asarray(real[:2]), np.asarray(fake[:2])], 1)
+      image = metrics_lib.strip(
+          (both.reshape(-1, *both.shape[2:]) * 255).round().astype(np.uint8))
   if not psnr:
     raise ValueError(f'split {split!r} has fewer clips than one eval batch '
                      f'({batch_size}); lower config.{name}.eval_batch_size')

@@ -255,11 +255,11 @@ def evaluate_tokenizer(config, model, builder, mesh, params, model_state,
     ssim.append(np.asarray(pix.ssim(flat(real), flat(fake))).reshape(b, t))
     c = np.bincount(np.asarray(idx).reshape(-1), minlength=model.codebook_size)
     counts = c if counts is None else counts + c
-    if image is None:
+    if image is None:  # the first two clips: true frames above their decoding
       n = min(t, 8)
-      top = np.concatenate(list(np.asarray(real[0, :n])), axis=1)
-      bottom = np.concatenate(list(np.asarray(fake[0, :n])), axis=1)
-      image = (np.concatenate([top, bottom], 0) * 255).astype(np.uint8)
+      both = np.stack([np.asarray(real[:2, :n]), np.asarray(fake[:2, :n])], 1)
+      image = metrics_lib.strip(
+          (both.reshape(-1, *both.shape[2:]) * 255).round().astype(np.uint8))
   if not psnr:
     raise ValueError(f'split {split!r} has fewer clips than one eval batch '
                      f'({batch_size}); lower config.tokenizer.eval_batch_size')

@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -98,13 +97,26 @@ def test_demo_runs_end_to_end(tmp_path):
     rollout = json.load(f)
   assert rollout['windows'] == 3 and rollout['predicted_frames'] == 6
   assert not rollout['audio'] and 'psnr_per_frame' not in rollout
-  # One transformer for three jobs: continuing, filling the step between
-  # the context and the window's last step (the end keyframe), and widening
-  # (here the 64x64 frame's centre 48 columns are given, its sides drawn).
+  gif = os.path.join(workdir, 'preview', 'train_grid.gif')
+  mp4 = os.path.join(workdir, 'preview', 'train_clips.mp4')
+  assert Image.open(gif).n_frames == 20
+  p = video_io.probe(mp4)
+  assert p.has_audio and (p.width, p.height) == (128, 128)
+  with open(os.path.join(workdir, 'synthetic_splits.json')) as f:
+    assert json.load(f)['test'] == ['ep002.mp4']
+
+
+def test_one_model_for_three_jobs_beside_the_baselines(tmp_path):
+  """One transformer for three jobs: continuing, filling the step between
+  the context and the window's last step (the end keyframe), and widening
+  (here the 64x64 frame's centre 48 columns are given, its sides drawn);
+  the pixel baselines and the report beside it. Apart from the demo test,
+  so that the two run side by side."""
   inter = str(tmp_path / 'inter')
-  shutil.copytree(workdir, inter,
-                  ignore=shutil.ignore_patterns('transformer', 'evaluate',
-                                                'predict'))
+  tiny = helpers.TINY_DEMO
+  _run('mirai_jax.main', '--config=configs/demo.py', f'--workdir={inter}',
+       '--mode=data,tokenizer,tokenize', *tiny)
+  workdir = inter  # its episodes give the videos and sounds below
   mix = '--config.transformer.tasks=continue:2,interpolate:1,outpaint:1'
   # With both pixel baselines beside the model, and the report of it all.
   proc = _run('mirai_jax.main', '--config=configs/demo.py',
@@ -210,13 +222,6 @@ def test_demo_runs_end_to_end(tmp_path):
   first = video_io.decode_image(pics[0], 64, 64)
   assert np.abs(got.frames[0].astype(int) - first).mean() < 6
   assert np.abs(got.frames[-1].astype(int) - 220).mean() < 6
-  gif = os.path.join(workdir, 'preview', 'train_grid.gif')
-  mp4 = os.path.join(workdir, 'preview', 'train_clips.mp4')
-  assert Image.open(gif).n_frames == 20
-  p = video_io.probe(mp4)
-  assert p.has_audio and (p.width, p.height) == (128, 128)
-  with open(os.path.join(workdir, 'synthetic_splits.json')) as f:
-    assert json.load(f)['test'] == ['ep002.mp4']
 
 
 def test_unknown_stage_is_refused(tmp_path):

@@ -26,7 +26,6 @@ import numpy as np
 from mirai_jax import checkpoint
 from mirai_jax import mesh as mesh_lib
 from mirai_jax import sample
-from mirai_jax import storage
 from mirai_jax import tasks
 from mirai_jax import workdir as workdir_lib
 from mirai_jax import xla_options
@@ -129,18 +128,15 @@ def load_baselines(config, workdir: str, spec: dict, mesh,
   `workdir` (none trained: {}); refused when trained on another dataset."""
   out = {}
   for name in from_config.BASELINES:
-    directory = workdir_lib.checkpoint_dir(workdir, name)
-    if not storage.exists(directory):
+    if workdir_lib.latest_step(workdir, name) is None:
       continue
     gen, _ = from_config.baseline(config, name)
     inputs = from_config.baseline_inputs(config, name)
     blank = jnp.zeros((1, inputs, spec['height'], spec['width'], 3))
     part = {'ema_params': jax.eval_shape(
         lambda r: gen.init(r, blank), jax.random.key(0))['params']}
-    ckpt = checkpoint.Checkpoints(directory, partial=True)
-    if ckpt.latest_step() is None:
-      ckpt.close()
-      continue
+    ckpt = checkpoint.Checkpoints(workdir_lib.checkpoint_dir(workdir, name),
+                                  partial=True)
     restored, step = ckpt.restore_for_inference(
         checkpoint.abstract(part, mesh_lib.param_shardings(part, mesh)),
         label=name, dataset=data_identity,

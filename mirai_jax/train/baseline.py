@@ -67,9 +67,10 @@ def _as_list(x):
 def make_losses(name: str, cfg, gen, disc):
   """(generator loss, discriminator logits) of baseline `name`.
 
-  g_loss(params, disc_params, ctx, target, rng) -> (loss, (fake, terms)),
-  where `fake` is what the discriminator judges (every scale for
-  multiscale); d_logits(disc_params, ctx, frames) -> list of logits.
+  g_loss(params, disc_params, ctx, target, rng) -> (loss, (fake, real,
+  terms)), where `fake` and `real` are what the discriminator judges (every
+  scale for multiscale); d_logits(disc_params, ctx, frames) -> list of
+  logits.
   """
   adversarial = disc is not None
 
@@ -82,6 +83,7 @@ def make_losses(name: str, cfg, gen, disc):
                        rngs={'dropout': rng})
       terms = dict(l1=jnp.mean(jnp.abs(fake - target)))
       total = cfg.l1_weight * terms['l1']
+      truth = target
     else:  # multiscale: every scale is supervised, as in the paper
       fake = gen.apply({'params': params}, ctx, all_scales=True)
       truth = multiscale.pyramid(multiscale.pad(target, cfg.scales),
@@ -95,7 +97,7 @@ def make_losses(name: str, cfg, gen, disc):
     if adversarial:
       terms['g_adv'] = sum(_bce(l, True) for l in d_logits(dp, ctx, fake))
       total += cfg.adversarial_weight * terms['g_adv']
-    return total, (fake, terms)
+    return total, (fake, truth, terms)
 
   return g_loss, d_logits
 
@@ -119,7 +121,8 @@ def make_update(name: str, cfg, gen, disc, tx, disc_tx, inputs: int,
     runs = next_frame.to_signed(runs)
     ctx, target = runs[:, :inputs], runs[:, inputs]
 
-    (loss, (fake, terms)), grads = jax.value_and_grad(g_loss, has_aux=True)(
+    (loss, (fake, real, terms)), grads = jax.value_and_grad(
+        g_loss, has_aux=True)(
         state.params, state.disc_params, ctx, target, r_drop)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
@@ -129,9 +132,6 @@ def make_update(name: str, cfg, gen, disc, tx, disc_tx, inputs: int,
     ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
     if disc is not None:
       fake = jax.tree.map(jax.lax.stop_gradient, fake)
-      real = (multiscale.pyramid(multiscale.pad(target, cfg.scales),
-                                 cfg.scales)
-              if isinstance(fake, list) else target)
 
       def d_loss(dp):
         return (sum(_bce(l, True) for l in d_logits(dp, ctx, real))

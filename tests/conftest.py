@@ -1,11 +1,24 @@
 """Shared fixtures. Four fake CPU devices stand in for an accelerator mesh."""
 
 import os
+import shutil
+import tempfile
 
 # Must be set before jax is imported anywhere.
 os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
                            ' --xla_force_host_platform_device_count=4').strip()
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+# One persistent compilation cache for the session, shared by the xdist
+# workers (they inherit this environment from the controller, which imports
+# this file first) and by every command the tests start: most tests compile
+# the same tiny models, and XLA's compile is most of their time on CPU. The
+# cached executables are the ones XLA would build, so results are unchanged.
+_OWN_CACHE = 'JAX_COMPILATION_CACHE_DIR' not in os.environ
+if _OWN_CACHE:
+  os.environ['JAX_COMPILATION_CACHE_DIR'] = tempfile.mkdtemp(
+      prefix='mirai-jax-test-cache-')
+  os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'
+  os.environ['JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES'] = '0'
 
 from absl import flags  # pylint: disable=g-import-not-at-top
 import pytest  # pylint: disable=g-import-not-at-top
@@ -14,6 +27,12 @@ import helpers  # pylint: disable=g-import-not-at-top
 
 # grain worker processes read absl flags; pytest does not parse them.
 flags.FLAGS.mark_as_parsed()
+
+
+def pytest_unconfigure(config):
+  if _OWN_CACHE and not hasattr(config, 'workerinput'):  # the controller
+    shutil.rmtree(os.environ['JAX_COMPILATION_CACHE_DIR'], ignore_errors=True)
+
 
 MEDIA = os.path.normpath(os.path.join(os.path.dirname(__file__), '..', '..',
                                       'shared', 'media'))

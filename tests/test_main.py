@@ -9,11 +9,18 @@ import numpy as np
 from PIL import Image
 
 import helpers
+from mirai_jax import lpips_fvd
 from mirai_jax import render
 from mirai_jax import video_io
 from mirai_jax.data import tokens as tokens_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# LPIPS and FVD (AlexNet and I3D on CPU) only where a test checks them: the
+# demo test.
+NO_LPIPS_FVD = ('--config.evaluate.lpips=false',
+                '--config.evaluate.fvd_clips=0')
 
 
 def _run(*args, check=True):
@@ -57,6 +64,13 @@ def test_demo_runs_end_to_end(tmp_path):
   assert (rows[0, :, :2] != rows[2, :, :2]).any()  # two different clips
   # The evaluation table, and its JSON with every method per future frame.
   assert 'mouth MSE, matched vs mismatched audio' in proc.stdout
+  # LPIPS and FVD with the metrics extra (the other end-to-end tests turn
+  # them off), else the line that says how to get them.
+  if lpips_fvd.available():
+    assert 'mouth MSE   LPIPS' in proc.stdout
+    assert 'FVD: I3D features of 2 whole rollouts' in proc.stdout
+  else:
+    assert "LPIPS and FVD: pip install -e '.[metrics]'" in proc.stdout
   with open(os.path.join(workdir, 'evaluate', 'test.json')) as f:
     result = json.load(f)
   assert result['clips'] == 5 and result['predicted_frames'] == 2
@@ -123,7 +137,8 @@ def test_one_model_for_three_jobs_beside_the_baselines(tmp_path):
               f'--workdir={inter}',
               '--mode=pix2pix,multiscale,transformer,evaluate,report,predict',
               *tiny, mix, '--config.predict.task=interpolate',
-              '--config.predict.start=2.0', '--config.evaluate.rollout=2')
+              '--config.predict.start=2.0', '--config.evaluate.rollout=2',
+              *NO_LPIPS_FVD)
   assert 'pix2pix eval step 2: PSNR' in proc.stdout
   assert 'multiscale eval step 2: PSNR' in proc.stdout
   for name in ('pix2pix', 'multiscale'):  # 2 clips x {truth, prediction}

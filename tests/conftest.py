@@ -13,12 +13,15 @@ os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 # this file first) and by every command the tests start: most tests compile
 # the same tiny models, and XLA's compile is most of their time on CPU. The
 # cached executables are the ones XLA would build, so results are unchanged.
+# Every program is cached, however quick to compile: the restarts of
+# test_distributed then load the binaries of the run before (the same
+# binaries, so the same numbers) instead of compiling again.
 _OWN_CACHE = 'JAX_COMPILATION_CACHE_DIR' not in os.environ
 if _OWN_CACHE:
   os.environ['JAX_COMPILATION_CACHE_DIR'] = tempfile.mkdtemp(
       prefix='mirai-jax-test-cache-')
-  os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'
-  os.environ['JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES'] = '0'
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
 
 from absl import flags  # pylint: disable=g-import-not-at-top
 import pytest  # pylint: disable=g-import-not-at-top

@@ -215,6 +215,11 @@ def write_fake_tokens(directory, grid=(6, 4, 4), codebook=50, counts=None,
 
 
 # The demo config made tiny: every stage of main.py in about 40 s.
+# LPIPS and FVD (AlexNet and I3D on CPU) only where a test checks them: the
+# demo test in test_main.py.
+NO_LPIPS_FVD = ('--config.evaluate.lpips=false',
+                '--config.evaluate.fvd_clips=0')
+
 TINY_DEMO = (
     '--config.data.synthetic.num_episodes=3',
     '--config.data.synthetic.seconds=5',

@@ -33,14 +33,6 @@ OVERRIDES = dict(frames=4, context=2, width=32, depth=2, heads=4,
                  audio_channels=16, batch_size=8, eval_batch_size=4,
                  log_every=1, checkpoint_every=4, eval_every=0, eval_batches=1,
                  warmup_steps=2, steps=STEPS)
-_CACHE = {}
-
-
-@pytest.fixture(scope='module', autouse=True)
-def _jit_cache(tmp_path_factory):
-  """One persistent compilation cache for the processes of this file."""
-  _CACHE['dir'] = str(tmp_path_factory.mktemp('jit_cache'))
-
 
 def _command(workdir, mode='transformer', flags=None, **extra):
   if flags is None:
@@ -53,13 +45,9 @@ def _command(workdir, mode='transformer', flags=None, **extra):
 
 def _env(devices):
   env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=ROOT,
-             XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}',
-             # Every run of this file compiles the same programs: the first
-             # one writes them, the restarts load them (the same binaries,
-             # so the same numbers) instead of compiling again.
-             JAX_COMPILATION_CACHE_DIR=_CACHE['dir'],
-             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0',
-             JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES='0')
+             XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}')
+  # The session's compilation cache (conftest.py) comes with os.environ: the
+  # restarts load the programs of the run before instead of compiling again.
   for k in ('SLURM_NTASKS', 'OMPI_COMM_WORLD_SIZE', 'JAX_COORDINATOR_ADDRESS'):
     env.pop(k, None)
   return env

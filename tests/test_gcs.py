@@ -67,8 +67,7 @@ def test_every_stage_with_the_workdir_on_a_bucket(gcs, tmp_path):
   env, fs = gcs
   run = f'gs://{BUCKET}/run'
   out = _main(env, tmp_path, f'--workdir={run}', *helpers.TINY_DEMO,
-              '--config.predict.start=2.0', '--config.evaluate.lpips=false',
-              '--config.evaluate.fvd_clips=0')
+              '--config.predict.start=2.0', *helpers.NO_LPIPS_FVD)
   assert f'evaluate: wrote {run}/evaluate/test.json' in out
   fs.invalidate_cache()
   files = {p[len(BUCKET) + 5:] for p in fs.find(f'{BUCKET}/run')}

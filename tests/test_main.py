@@ -17,12 +17,6 @@ from mirai_jax.data import tokens as tokens_lib
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-# LPIPS and FVD (AlexNet and I3D on CPU) only where a test checks them: the
-# demo test.
-NO_LPIPS_FVD = ('--config.evaluate.lpips=false',
-                '--config.evaluate.fvd_clips=0')
-
-
 def _run(*args, check=True):
   proc = subprocess.run([sys.executable, '-m', *args], cwd=ROOT, text=True,
                         capture_output=True, check=False)
@@ -130,7 +124,6 @@ def test_one_model_for_three_jobs_beside_the_baselines(tmp_path):
   tiny = helpers.TINY_DEMO
   _run('mirai_jax.main', '--config=configs/demo.py', f'--workdir={inter}',
        '--mode=data,tokenizer,tokenize', *tiny)
-  workdir = inter  # its episodes give the videos and sounds below
   mix = '--config.transformer.tasks=continue:2,interpolate:1,outpaint:1'
   # With both pixel baselines beside the model, and the report of it all.
   proc = _run('mirai_jax.main', '--config=configs/demo.py',
@@ -138,7 +131,7 @@ def test_one_model_for_three_jobs_beside_the_baselines(tmp_path):
               '--mode=pix2pix,multiscale,transformer,evaluate,report,predict',
               *tiny, mix, '--config.predict.task=interpolate',
               '--config.predict.start=2.0', '--config.evaluate.rollout=2',
-              *NO_LPIPS_FVD)
+              *helpers.NO_LPIPS_FVD)
   assert 'pix2pix eval step 2: PSNR' in proc.stdout
   assert 'multiscale eval step 2: PSNR' in proc.stdout
   for name in ('pix2pix', 'multiscale'):  # 2 clips x {truth, prediction}
@@ -194,7 +187,7 @@ def test_one_model_for_three_jobs_beside_the_baselines(tmp_path):
   # predict widens a narrow video (40 columns in the 64-wide frame: the
   # model's given centre is wider, the mirror fills the rest) over 5
   # windows, with the file's sound, its picture unchanged in the middle.
-  ep = os.path.join(workdir, 'episodes', 'ep002.mp4')
+  ep = os.path.join(inter, 'episodes', 'ep002.mp4')  # video and sound below
   narrow = video_io.decode(ep, 64, 40)
   tall = str(tmp_path / 'tall.mp4')
   render.write_mp4(tall, narrow.frames[:30], float(narrow.fps),
@@ -220,12 +213,11 @@ def test_one_model_for_three_jobs_beside_the_baselines(tmp_path):
   ramp = np.linspace(0, 255, 160).astype(np.uint8)
   Image.fromarray(np.stack([np.tile(ramp, (90, 1))] * 3, -1)).save(pics[0])
   Image.fromarray(np.full((300, 200, 3), 220, np.uint8)).save(pics[1])
-  sound = os.path.join(workdir, 'episodes', 'ep002.mp4')
   proc = _run('mirai_jax.main', '--config=configs/demo.py',
               f'--workdir={inter}', '--mode=predict', *tiny, mix,
               f'--config.predict.first={pics[0]}',
               f'--config.predict.last={pics[1]}',
-              f'--config.predict.sound={sound}', '--config.predict.scale=1')
+              f'--config.predict.sound={ep}', '--config.predict.scale=1')
   assert '1 frames between' in proc.stdout and 'with the sound of' in proc.stdout
   stem = os.path.join(inter, 'predict', 'key_a_to_key_b')
   with open(stem + '.json') as f:

@@ -218,6 +218,19 @@ def test_config_errors_name_the_field():
   assert cfg.clip.stride == 5 and cfg.clip.frames == 20
 
 
+def test_a_builder_leaves_no_temporary_directory(tmp_path, monkeypatch):
+  # tfds looks a dataset up on its bucket before a first build, in a
+  # temporary directory it never removes: one per run without the override.
+  import tempfile  # pylint: disable=g-import-not-at-top
+  from tfds_builders import anime_clips  # pylint: disable=g-import-not-at-top
+  scratch = tmp_path / 'tmp'
+  scratch.mkdir()
+  monkeypatch.setattr(tempfile, 'tempdir', str(scratch))
+  builder = anime_clips.Builder(config=dataset.make_config(), data_dir=str(tmp_path))
+  assert builder.info.features is not None
+  assert list(scratch.iterdir()) == []
+
+
 def test_missing_or_empty_manual_dir(tmp_path):
   with pytest.raises(FileNotFoundError, match='no such folder'):
     dataset.build(str(tmp_path / 'nope'), str(tmp_path / 'out'))

@@ -219,6 +219,7 @@ def _rules() -> dict[str, Callable[[Any], Optional[str]]]:
       # likely tokens, a top_p above 1 means nothing.
       'sample.temperature': NONNEG_REAL, 'sample.top_k': NONNEG,
       'sample.top_p': Number(0, 1, lo_open=True), 'sample.seed': NONNEG,
+      'sample.hold_bias': NONNEG_REAL,
       'evaluate.split': OneOf(SPLITS), 'evaluate.batch_size': COUNT,
       # The audio ablation gives each clip the sound of another.
       'evaluate.max_clips': _zero_or_at_least(2),

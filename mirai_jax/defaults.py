@@ -123,7 +123,11 @@ def transformer(**overrides) -> ml_collections.ConfigDict:
 def sample(**overrides) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(dict(
       temperature=0.0,  # 0 = greedy (best PSNR); try 1.0 with top_k=100
-      top_k=0, top_p=1.0, seed=0), **overrides))
+      top_k=0, top_p=1.0, seed=0,
+      # Added to the logit of the token one step earlier at the same place:
+      # > 0 keeps a drawing held unless the model is sure it changes
+      # (sample.choose). Choose it on the validation split (README).
+      hold_bias=0.0), **overrides))
 
 
 def evaluate(**overrides) -> ml_collections.ConfigDict:

@@ -215,7 +215,8 @@ class Predictor:
       return order.to_grid(sample.generate(
           self.model, self.params, sample.known_sequence(idx, order, prefix),
           order, feats, jax.random.key(s.seed), temperature=s.temperature,
-          top_k=s.top_k, top_p=s.top_p, prefix=prefix))
+          top_k=s.top_k, top_p=s.top_p, hold_bias=s.hold_bias,
+          prefix=prefix))
 
     self._generate = jax.jit(generate, static_argnums=2)
 

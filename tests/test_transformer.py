@@ -64,7 +64,8 @@ def test_cached_greedy_decoding_equals_uncached(task):
   params = _init(model, order)
   feats = _audio(model, params, _pcm(0))
   known = sample.known_sequence(_tokens(0), order)
-  for kw in (dict(temperature=0.0), dict(temperature=1.0, top_k=5, top_p=0.9)):
+  for kw in (dict(temperature=0.0), dict(temperature=1.0, top_k=5, top_p=0.9),
+             dict(temperature=0.0, hold_bias=1.5)):
     a = jax.jit(lambda p, s, f: sample.generate(model, p, s, order, f,
                                                 jax.random.key(7), **kw))(
                                                     params, known, feats)
@@ -75,6 +76,25 @@ def test_cached_greedy_decoding_equals_uncached(task):
     k = order.num_known
     np.testing.assert_array_equal(a[:, :k], known[:, :k])
     assert (np.asarray(a[:, k:]) >= 0).all() and (np.asarray(a[:, k:]) < V).all()
+
+
+@pytest.mark.parametrize('task', ('continue', 'interpolate'))
+def test_a_strong_hold_bias_holds_the_last_drawing_and_a_mild_one_less(task):
+  model = _model()
+  order = tasks.make_order(task, GRID, context=2)
+  params = _init(model, order)
+  feats = _audio(model, params, _pcm(4))
+  toks = _tokens(4)
+  known = sample.known_sequence(toks, order)
+  run = lambda bias: order.to_grid(np.asarray(jax.jit(
+      lambda p, s, f: sample.generate(model, p, s, order, f, temperature=0.0,
+                                      hold_bias=bias))(params, known, feats)))
+  free, mild, held = run(0.0), run(2.0), run(1e4)
+  steps = slice(2, GRID[0] - (task == 'interpolate'))  # the drawn steps
+  copies = lambda g: (g[:, steps] == toks[:, 1:2]).mean()
+  assert copies(held) == 1.0  # every drawn step repeats step 1
+  assert copies(free) < copies(mild) < 1.0
+  np.testing.assert_array_equal(held[:, :2], toks[:, :2])
 
 
 def test_a_forced_prefix_is_read_as_drawn_and_never_written():

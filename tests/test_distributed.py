@@ -164,8 +164,11 @@ def _lines(workdir):
     return sum(1 for _ in f)
 
 
-def _wait_for_lines(workdir, n, proc, timeout=180):
-  """Until the run has logged n metric lines in all (one per step)."""
+def _wait_for_lines(workdir, n, proc, timeout=600):
+  """Until the run has logged n metric lines in all (one per step). The
+  timeout only catches a hang: on a loaded 2-core machine (a CI suite
+  beside a training run) two processes took over 180 s to compile and
+  log 5 steps."""
   t0 = time.time()
   while time.time() - t0 < timeout and proc.poll() is None:
     if _lines(workdir) >= n:

@@ -226,7 +226,8 @@ def test_a_builder_leaves_no_temporary_directory(tmp_path, monkeypatch):
   scratch = tmp_path / 'tmp'
   scratch.mkdir()
   monkeypatch.setattr(tempfile, 'tempdir', str(scratch))
-  builder = anime_clips.Builder(config=dataset.make_config(), data_dir=str(tmp_path))
+  builder = anime_clips.Builder(config=dataset.make_config(),
+                                data_dir=str(tmp_path))
   assert builder.info.features is not None
   assert list(scratch.iterdir()) == []
 

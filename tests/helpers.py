@@ -214,12 +214,12 @@ def write_fake_tokens(directory, grid=(6, 4, 4), codebook=50, counts=None,
       splits=counts, temporal=1, audio_len=audio_len))
 
 
-# The demo config made tiny: every stage of main.py in about 40 s.
 # LPIPS and FVD (AlexNet and I3D on CPU) only where a test checks them: the
 # demo test in test_main.py.
 NO_LPIPS_FVD = ('--config.evaluate.lpips=false',
                 '--config.evaluate.fvd_clips=0')
 
+# The demo config made tiny: every stage of main.py in about 40 s.
 TINY_DEMO = (
     '--config.data.synthetic.num_episodes=3',
     '--config.data.synthetic.seconds=5',

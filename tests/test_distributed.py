@@ -34,6 +34,7 @@ OVERRIDES = dict(frames=4, context=2, width=32, depth=2, heads=4,
                  log_every=1, checkpoint_every=4, eval_every=0, eval_batches=1,
                  warmup_steps=2, steps=STEPS)
 
+
 def _command(workdir, mode='transformer', flags=None, **extra):
   if flags is None:
     flags = [f'--config.transformer.{k}={v}' for k, v in OVERRIDES.items()]

@@ -220,10 +220,12 @@ def _rules() -> dict[str, Callable[[Any], Optional[str]]]:
       'sample.temperature': NONNEG_REAL, 'sample.top_k': NONNEG,
       'sample.top_p': Number(0, 1, lo_open=True), 'sample.seed': NONNEG,
       'sample.hold_bias': NONNEG_REAL,
+      'sample.decode': OneOf(inference.DECODES), 'sample.mean_top_k': NONNEG,
       'evaluate.split': OneOf(SPLITS), 'evaluate.batch_size': COUNT,
       # The audio ablation gives each clip the sound of another.
       'evaluate.max_clips': _zero_or_at_least(2),
       'evaluate.paste': OneOf(inference.PASTES),
+      'evaluate.paste_threshold': Number(0, 1),
       'evaluate.rollout': Number(0, integer=True),
       'evaluate.lpips': _bool, 'evaluate.fvd_clips': NONNEG,
       'predict.video': _text, 'predict.start': Number(),
@@ -441,14 +443,15 @@ def _transformer(p: Problems, c, stages) -> None:
 
 def _sample(p: Problems, c, stages) -> None:
   del stages
-  if not p.ok('sample.top_k', 'tokenizer.quantizer', 'tokenizer.fsq_levels',
-              'tokenizer.vq_codes'):
+  if not p.ok('sample.top_k', 'sample.mean_top_k', 'tokenizer.quantizer',
+              'tokenizer.fsq_levels', 'tokenizer.vq_codes'):
     return
   t = c.tokenizer
   codes = math.prod(t.fsq_levels) if t.quantizer == 'fsq' else t.vq_codes
-  if c.sample.top_k > codes:
-    p.add('sample.top_k', f'must be at most the {codes} codes of the '
-          'tokenizer (0 = all)')
+  for field in ('top_k', 'mean_top_k'):
+    if c.sample[field] > codes:
+      p.add(f'sample.{field}', f'must be at most the {codes} codes of the '
+            'tokenizer (0 = all)')
 
 
 def _files(p: Problems, c, stages) -> None:

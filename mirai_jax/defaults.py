@@ -127,7 +127,15 @@ def sample(**overrides) -> ml_collections.ConfigDict:
       # Added to the logit of the token one step earlier at the same place:
       # > 0 keeps a drawing held unless the model is sure it changes
       # (sample.choose). Choose it on the validation split (README).
-      hold_bias=0.0), **overrides))
+      hold_bias=0.0,
+      # How generated tokens become frames (inference.Predictor.render):
+      # 'tokens' decodes the drawn tokens (sharp, committed); 'mean' decodes
+      # at each place the latent the model expects (the latents of its
+      # `mean_top_k` likeliest tokens weighted by their probabilities): where
+      # the model is unsure it shows the average of what it weighs, less
+      # squared error, softer edges (README, "Sampling"). The tokens fed back
+      # are the drawn ones either way.
+      decode='tokens', mean_top_k=8), **overrides))
 
 
 def evaluate(**overrides) -> ml_collections.ConfigDict:
@@ -143,7 +151,12 @@ def evaluate(**overrides) -> ml_collections.ConfigDict:
       # How tokens become frames (inference.Predictor.finish): 'residual' =
       # the true last frame + the decoded change; 'block'; 'none' = plain
       # decoding.
-      paste='residual'), **overrides))
+      paste='residual',
+      # 'residual' only: a pixel whose decoded change is under this in every
+      # channel (frames in [0, 1]) keeps the last true frame, a codec's dead
+      # zone for the tokenizer's error around a changed token. Choose it on
+      # the validation split (README, "What the demo shows"); 0 = off.
+      paste_threshold=0.0), **overrides))
 
 
 def predict(**overrides) -> ml_collections.ConfigDict:

@@ -269,6 +269,7 @@ def _evaluate(config, p: inference.Predictor, source, n: int, mesh,
   result = dict(task=p.task, split=ev.split, clips=n, context_frames=c0,
                 predicted_frames=int(scored.size), tokenizer_step=p.tok_step,
                 transformer_step=p.step, sample=config.sample.to_dict(),
+                paste=ev.paste, paste_threshold=ev.paste_threshold,
                 seconds=round(time.time() - t0, 1), methods={})
   if p.task == 'outpaint':
     result['context_frames'] = 0
@@ -361,6 +362,18 @@ def _write_examples(path: str, ex: dict, task: str) -> None:
   render.write_gif(path, render.grid(clips, cols=len(rows)), fps=6)
 
 
+def _how(result: dict) -> str:
+  """', decode mean (top 4), paste residual > 0.2': how the model's tokens
+  became the frames scored, where it is not the plain default."""
+  sample = result.get('sample') or {}
+  out = ''
+  if sample.get('decode') == 'mean':
+    out += f", decode mean (top {sample.get('mean_top_k') or 'all'})"
+  if result.get('paste_threshold') and result.get('paste') == 'residual':
+    out += f", paste residual > {result['paste_threshold']:g}"
+  return out
+
+
 def table(result: dict) -> str:
   """The readable version of the evaluation JSON."""
   methods = result['methods']
@@ -383,7 +396,8 @@ def table(result: dict) -> str:
   lines = [f"evaluate {result.get('task', 'continue')} on {result['split']}: "
            f"{result['clips']} clips, {what}"
            f"(tokenizer step {result['tokenizer_step']}, transformer step "
-           f"{result['transformer_step']})", head, '-' * len(head)]
+           f"{result['transformer_step']}{_how(result)})", head,
+           '-' * len(head)]
   for k, v in methods.items():
     line = f"{k:<18}{v['psnr']:>9.2f}{v['ssim']:>8.4f}{v['mse']:>10.5f}"
     if mouth:

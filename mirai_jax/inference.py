@@ -58,6 +58,17 @@ class Tokenizer:
         {'params': self.params, **self.state}, idx,
         method=tokenizer_lib.Tokenizer.decode_indices))
 
+  def decode_latents(self, z: jax.Array) -> jax.Array:
+    """Latent grids (B, steps, h, w, D) -> frames in [0, 1]."""
+    return tokenizer_lib.to_unit(self.model.apply(
+        {'params': self.params, **self.state}, z,
+        method=tokenizer_lib.Tokenizer.decode))
+
+  def codebook(self) -> jax.Array:
+    """(V, D): the latent of every token."""
+    return self.model.apply({'params': self.params, **self.state},
+                            method=tokenizer_lib.Tokenizer.codebook)
+
 
 def load_tokenizer(config, workdir: str, spec: dict, mesh,
                    data_identity: Optional[dict] = None) -> Tokenizer:
@@ -177,6 +188,12 @@ class Predictor:
                            compiler_options=xla_options.convolutions())
     self._decode = jax.jit(tok.decode,
                            compiler_options=xla_options.convolutions())
+    self._decode_latents = jax.jit(
+        tok.decode_latents, compiler_options=xla_options.convolutions())
+    if config.sample.decode not in DECODES:
+      raise ValueError(f'config.sample.decode={config.sample.decode!r}: use '
+                       f'one of {", ".join(DECODES)}')
+    self.codes = tok.codebook() if config.sample.decode == 'mean' else None
 
     def features(pcm, fps, use_audio):
       return self.model.apply(
@@ -212,11 +229,16 @@ class Predictor:
     s, order = self.config.sample, self.order
 
     def generate(idx, feats, prefix=None):
-      return order.to_grid(sample.generate(
+      """-> (token grids, latent grids to decode: the tokens' own, or their
+      expectation under the model with sample.decode='mean')."""
+      out = sample.generate(
           self.model, self.params, sample.known_sequence(idx, order, prefix),
           order, feats, jax.random.key(s.seed), temperature=s.temperature,
           top_k=s.top_k, top_p=s.top_p, hold_bias=s.hold_bias,
-          prefix=prefix))
+          prefix=prefix, codes=self.codes, mean_top_k=s.mean_top_k)
+      if self.codes is None:
+        return order.to_grid(out), None
+      return order.to_grid(out[0]), order.to_grid(out[1])
 
     self._generate = jax.jit(generate, static_argnums=2)
 
@@ -238,16 +260,24 @@ class Predictor:
 
   def generate(self, idx, feats, prefix=None):
     """Token grids (only the known part, or the first `prefix` positions of
-    the reading order, are read) -> completed token grids."""
-    return self._generate(idx, feats, prefix)
+    the reading order, are read) -> (completed token grids, what `render`
+    decodes: None, or with sample.decode='mean' the expected latents)."""
+    toks, means = self._generate(idx, feats, prefix)
+    return np.asarray(toks), None if means is None else np.asarray(means)
+
+  def render(self, toks, means=None):
+    """Generated token grids (and their expected latents, from `generate`)
+    -> decoded frames in [0, 1] (numpy), before `finish`."""
+    if means is None:
+      return np.array(self._decode(jnp.asarray(toks)))
+    return np.array(self._decode_latents(jnp.asarray(means)))
 
   def predict(self, idx, feats, real=None, still=None):
     """Predicted frames in [0, 1] (numpy); `real` holds the true context
     frames (uint8 or [0, 1]) and `still` optionally `self.still(idx)`, both
     for `finish`."""
-    out = self._generate(idx, feats)
-    return self.finish(np.array(self._decode(out)), np.asarray(out), real,
-                       still)
+    toks, means = self.generate(idx, feats)
+    return self.finish(self.render(toks, means), toks, real, still)
 
   def rollout(self, real, audio, fps, use_audio, windows: int):
     """`windows` windows, each continuing from the last `context` latent
@@ -264,6 +294,7 @@ class Predictor:
     given = self.order.known_steps
     idx = np.asarray(self.tokens(jnp.asarray(real[:, :self.frames])))
     grids = [idx[:, :c_steps]]
+    means = []  # expected latents, with sample.decode='mean'
     last = grids[0]  # the last c_steps steps so far
     fps, use_audio = jnp.asarray(fps, jnp.float32), jnp.asarray(use_audio)
     for w in range(windows):
@@ -274,11 +305,13 @@ class Predictor:
       rest = np.where(given[None, c_steps:steps, None, None],
                       idx[:, c_steps:steps], 0)
       known = np.concatenate([last, rest], 1)
-      grids.append(np.asarray(self.generate(jnp.asarray(known), feats))[
-          :, c_steps:])
+      toks, mean = self.generate(jnp.asarray(known), feats)
+      grids.append(toks[:, c_steps:])
+      means.append(mean if w == 0 or mean is None else mean[:, c_steps:])
       last = np.concatenate([last, grids[-1]], 1)[:, -c_steps:]
     toks = np.concatenate(grids, 1)
-    frames = np.array(self.reconstruct(jnp.asarray(toks)))
+    frames = self.render(toks, None if self.codes is None
+                         else np.concatenate(means, 1))
     total = frames.shape[1]
     return self.finish(frames, toks, real[:, :total]), toks
 
@@ -298,7 +331,8 @@ class Predictor:
     new = self.frames - self.context
     fps, use_audio = jnp.asarray(fps, jnp.float32), jnp.asarray(use_audio)
     a, b = self.token_columns
-    grids, last, t0 = [], None, time.time()  # last: the last c_steps steps
+    grids, means = [], []
+    last, t0 = None, time.time()  # last: the last c_steps steps
     for w in range(windows):
       if w and w % 25 == 0:
         logging.info('widen: %d/%d windows (%.0f s)', w, windows,
@@ -307,16 +341,20 @@ class Predictor:
           real[:, w * new:w * new + self.frames])))
       feats = self.audio_features(jnp.asarray(audio(w)), fps, use_audio)
       if last is None:
-        grids.append(np.asarray(self.generate(jnp.asarray(idx), feats)))
+        toks, mean = self.generate(jnp.asarray(idx), feats)
+        grids.append(toks)
+        means.append(mean)
         last = grids[0][:, -c_steps:]
         continue
       idx[:, :c_steps, :, :a] = last[..., :a]
       idx[:, :c_steps, :, b:] = last[..., b:]
-      grids.append(np.asarray(self.generate(jnp.asarray(idx), feats,
-                                            self.carried))[:, c_steps:steps])
+      toks, mean = self.generate(jnp.asarray(idx), feats, self.carried)
+      grids.append(toks[:, c_steps:steps])
+      means.append(None if mean is None else mean[:, c_steps:steps])
       last = np.concatenate([last, grids[-1]], 1)[:, -c_steps:]
     toks = np.concatenate(grids, 1)
-    frames = np.array(self.reconstruct(jnp.asarray(toks)))
+    frames = self.render(toks, None if self.codes is None
+                         else np.concatenate(means, 1))
     return self.finish(frames, toks, real[:, :frames.shape[1]]), toks
 
   def still(self, toks):
@@ -352,7 +390,12 @@ class Predictor:
       return paste_unchanged(frames, toks, real, c, self.temporal)
     if still is None:
       still = self.still(toks)
-    return paste_change(frames, still, real, c, self.temporal)
+    return paste_change(frames, still, real, c, self.temporal,
+                        self.config.evaluate.paste_threshold)
+
+
+# sample.decode: how generated tokens become frames (Predictor.render).
+DECODES = ('tokens', 'mean')
 
 
 def _unit(real) -> np.ndarray:
@@ -380,13 +423,22 @@ def mirror_sides(video: np.ndarray, a: int, b: int) -> np.ndarray:
   return video[..., src, :]
 
 
-def paste_change(frames, still, real, context: int, temporal: int):
+def paste_change(frames, still, real, context: int, temporal: int,
+                 threshold: float = 0.0):
   """frames, still (B, T, H, W, 3) in [0, 1]: the frames after the context
-  become the last true context frame + (frames - still), clipped to [0, 1]."""
+  become the last true context frame + (frames - still), clipped to [0, 1].
+  A pixel whose change is under `threshold` in every channel keeps the last
+  frame (a codec's dead zone: a changed token's decoding also moves the
+  pixels around what changed by the tokenizer's error, a few hundredths
+  where flat cartoon colours move by tenths)."""
   last = _last_context_frame(real, context, temporal)
   out = frames.copy()
   k = context * temporal
-  out[:, k:] = np.clip(last[:, None] + frames[:, k:] - still[:, k:], 0.0, 1.0)
+  change = frames[:, k:] - still[:, k:]
+  if threshold:
+    change = np.where(np.abs(change).max(-1, keepdims=True) < threshold, 0.0,
+                      change)
+  out[:, k:] = np.clip(last[:, None] + change, 0.0, 1.0)
   return out
 
 

@@ -197,9 +197,8 @@ def between_pictures(config, workdir: str, out: str) -> dict:
   feats = p.audio_features(
       jnp.asarray(pipeline.fit_audio(audio, p.records.audio_len)[None]),
       jnp.asarray([float(fps)], jnp.float32), jnp.asarray([pcm is not None]))
-  toks = np.asarray(p.generate(p.tokens(jnp.asarray(window[None])), feats))
-  pred = p.finish(np.array(p.reconstruct(jnp.asarray(toks))), toks,
-                  window[None])[0]
+  toks, means = p.generate(p.tokens(jnp.asarray(window[None])), feats)
+  pred = p.finish(p.render(toks, means), toks, window[None])[0]
   made = pred[c0:end]
   frames = np.concatenate([first[None] / 255.0, made, last[None] / 255.0])
   stem = os.path.join(out, '_to_'.join(

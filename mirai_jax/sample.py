@@ -73,8 +73,15 @@ def compute_params(params, dtype):
 def generate(model, params, seq, order: Order, audio=None, rng=None, *,
              temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
              hold_bias: float = 0.0, cache_dtype=None,
-             min_rows: int | None = None, prefix: int | None = None):
+             min_rows: int | None = None, prefix: int | None = None,
+             codes=None, mean_top_k: int = 0):
   """seq (B, N) in reading order, known part filled -> (B, N) completed.
+
+  With `codes` (V, D), the tokenizer's latent of every token, it returns
+  (tokens, means): means (B, N, D) holds the latent of each token read and,
+  at each generated position, the latent expected under the model's
+  distribution there (`expected_latent` over `mean_top_k` tokens), for
+  `sample.decode='mean'`.
 
   Positions < order.num_known are never written; nor those < `prefix`
   (default num_known), which the model reads as if it had drawn them (a
@@ -94,11 +101,12 @@ def generate(model, params, seq, order: Order, audio=None, rng=None, *,
     min_rows = 2 if jax.default_backend() == 'gpu' else 1
   if b < min_rows:
     pad = lambda x: jnp.concatenate([x] + [x[-1:]] * (min_rows - b), 0)
-    return generate(model, params, pad(seq), order,
-                    None if audio is None else pad(audio), rng,
-                    temperature=temperature, top_k=top_k, top_p=top_p,
-                    hold_bias=hold_bias, cache_dtype=cache_dtype, min_rows=1,
-                    prefix=prefix)[:b]
+    out = generate(model, params, pad(seq), order,
+                   None if audio is None else pad(audio), rng,
+                   temperature=temperature, top_k=top_k, top_p=top_p,
+                   hold_bias=hold_bias, cache_dtype=cache_dtype, min_rows=1,
+                   prefix=prefix, codes=codes, mean_top_k=mean_top_k)
+    return jax.tree.map(lambda x: x[:b], out)
   k = order.num_known if prefix is None else prefix
   if not order.num_known <= k < n:
     raise ValueError(f'prefix={prefix}: between the {order.num_known} known '
@@ -116,9 +124,15 @@ def generate(model, params, seq, order: Order, audio=None, rng=None, *,
                               layers, method=model.decode)
   seq = seq.at[:, k].set(pick(jax.random.fold_in(rng, k), logits[:, -1],
                               above=above[:, k]))
+  # The known tokens' latents; generated positions are overwritten below.
+  means = (jnp.zeros((b, n, 0)) if codes is None
+           else jnp.asarray(codes, jnp.float32)[seq])
+  if codes is not None:
+    means = means.at[:, k].set(expected_latent(logits[:, -1], codes,
+                                                   mean_top_k))
 
   def body(i, carry):
-    seq, cache = carry
+    seq, means, cache = carry
     up = _above_at(seq, order, i, bos)
     logits, cache = model.apply(
         params, jax.lax.dynamic_slice_in_dim(seq, i - 1, 1, 1),
@@ -126,10 +140,28 @@ def generate(model, params, seq, order: Order, audio=None, rng=None, *,
         jax.lax.dynamic_slice_in_dim(pos, i, 1, 0),
         up, audio, cache, i, layers, method=model.decode)
     tok = pick(jax.random.fold_in(rng, i), logits[:, 0], above=up[:, 0])
-    return jax.lax.dynamic_update_slice_in_dim(seq, tok[:, None], i, 1), cache
+    if codes is not None:
+      means = jax.lax.dynamic_update_slice_in_dim(
+          means, expected_latent(logits[:, 0], codes, mean_top_k)[:, None],
+          i, 1)
+    return (jax.lax.dynamic_update_slice_in_dim(seq, tok[:, None], i, 1),
+            means, cache)
 
-  seq, _ = jax.lax.fori_loop(k + 1, n, body, (seq, cache))
-  return seq
+  seq, means, _ = jax.lax.fori_loop(k + 1, n, body, (seq, means, cache))
+  return seq if codes is None else (seq, means)
+
+
+def expected_latent(logits, codes, top_k: int = 0):
+  """(B, V) logits, (V, D) latents -> (B, D): the mean of the token's latent
+  under the model's distribution (temperature 1, no hold bias), over its
+  `top_k` most likely tokens (0 = all). Decoded, it is near the frame of
+  least expected squared error where the model is unsure (the average of
+  the drawings it weighs), where the drawn token commits to one of them. The
+  long tail of unlikely tokens, each far from the likely ones in latent
+  space, would pull every place's mean off its code and blur what the model
+  is sure of: a small `top_k` keeps the mean among the likely drawings."""
+  p = jax.nn.softmax(filter_logits(logits.astype(jnp.float32), top_k), -1)
+  return p @ jnp.asarray(codes, jnp.float32)
 
 
 def generate_uncached(model, params, seq, order: Order, audio=None, rng=None,

@@ -122,9 +122,9 @@ class Order:
     return tokens.reshape(tokens.shape[0], -1)[:, self.perm]
 
   def to_grid(self, seq):
-    """(B, N) in reading order -> (B, T, H, W)."""
+    """(B, N, ...) in reading order -> (B, T, H, W, ...)."""
     inv = np.argsort(self.perm)
-    return seq[:, inv].reshape(seq.shape[0], *self.grid)
+    return seq[:, inv].reshape(seq.shape[0], *self.grid, *seq.shape[2:])
 
 
 def make_order(task: str, grid, context: int = 1, keep_cols: int = 0) -> Order:

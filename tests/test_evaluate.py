@@ -76,6 +76,26 @@ def test_paste_change_adds_the_decoded_change_to_the_true_last_frame():
   np.testing.assert_allclose(out[:, 3], np.clip(last + 0.1, 0, 1), atol=1e-6)
 
 
+def test_a_paste_threshold_drops_small_changes_and_keeps_large_ones():
+  rng = np.random.default_rng(2)
+  frames = rng.uniform(0.3, 0.7, size=(1, 3, 4, 4, 3)).astype(np.float32)
+  still = frames.copy()
+  still[:, 2, :2] -= 0.05  # the tokenizer's error beside a change
+  still[:, 2, 2:, :, 0] -= 0.3  # a change in one channel only
+  real = rng.integers(0, 200, (1, 3, 4, 4, 3)).astype(np.uint8)
+  last = real[:, 1] / 255.0
+  out = inference.paste_change(frames, still, real, context=2, temporal=1,
+                               threshold=0.1)
+  np.testing.assert_allclose(out[:, 2, :2], last[:, :2], atol=1e-6)
+  want = last[:, 2:].copy()
+  want[..., 0] = np.clip(want[..., 0] + 0.3, 0, 1)
+  np.testing.assert_allclose(out[:, 2, 2:], want, atol=1e-6)
+  # Without it, the small change is pasted too.
+  out = inference.paste_change(frames, still, real, context=2, temporal=1)
+  np.testing.assert_allclose(out[:, 2, :2], np.clip(last[:, :2] + 0.05, 0, 1),
+                             atol=1e-6)
+
+
 def test_given_steps_of_each_task():
   grid = (5, 2, 3)
   assert list(tasks.make_order('continue', grid, 2).known_steps) == [

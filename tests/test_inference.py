@@ -60,15 +60,28 @@ class _FakePredictor:
     self.seen.append(np.asarray(pcm))
     return jnp.asarray(pcm)[:, :1]
 
+  codes = None  # not None: sample.decode='mean'
+
   def generate(self, known, feats):  # the unknown steps get the feature
     keep = np.asarray(self.order.known_steps)[None, :, None, None]
-    return jnp.where(keep, known, feats[:, :, None, None].astype(jnp.int32))
+    toks = np.where(keep, known, np.asarray(feats)[:, :, None, None])
+    return toks.astype(np.int32), _fake_means(self, toks)
 
-  def reconstruct(self, toks):
-    return jnp.asarray(toks)[..., None].repeat(3, -1).astype(jnp.float32)
+  render = staticmethod(lambda toks, means=None: _fake_render(toks, means))
 
   def finish(self, frames, toks, real):
     return frames
+
+
+def _fake_means(fake, toks):
+  """The fakes' expected latents: each token's value + 0.5."""
+  return None if fake.codes is None else toks[..., None] + 0.5
+
+
+def _fake_render(toks, means):
+  """A 1-pixel picture per token: its value, or its expected latent."""
+  x = np.asarray(toks)[..., None] if means is None else np.asarray(means)
+  return x.repeat(3, -1).astype(np.float32)
 
 
 def test_each_rollout_window_gets_its_own_sound():
@@ -83,6 +96,13 @@ def test_each_rollout_window_gets_its_own_sound():
   assert list(np.asarray(toks)[0, :, 0, 0]) == [7, 7, 100, 100, 101, 101,
                                                  102, 102]
   assert frames.shape == (1, 8, 1, 1, 3)
+  # sample.decode='mean': the frames show each window's expected latents,
+  # in step with its tokens.
+  fake = _FakePredictor()
+  fake.codes = 'on'
+  frames, toks = inference.Predictor.rollout(fake, real, sound, [24.0],
+                                             [True], windows=3)
+  np.testing.assert_array_equal(frames[..., 0], np.asarray(toks) + 0.5)
 
 
 class _FakeWidener:
@@ -113,10 +133,12 @@ class _FakeWidener:
     seq = self.order.to_sequence(idx)
     keep = np.arange(seq.shape[1]) < (prefix or self.order.num_known)
     seq = np.where(keep, seq, np.asarray(feats)[:, :1])
-    return jnp.asarray(self.order.to_grid(seq))
+    toks = self.order.to_grid(seq)
+    return toks, _fake_means(self, toks)
 
-  def reconstruct(self, toks):  # a 1x4 picture per step: one pixel a token
-    return jnp.asarray(toks)[..., None].repeat(3, -1).astype(jnp.float32)
+  codes = None
+  # A 1x4 picture per step: one pixel a token.
+  render = staticmethod(lambda toks, means=None: _fake_render(toks, means))
 
   def finish(self, frames, toks, real):
     return frames
@@ -137,3 +159,8 @@ def test_each_widening_window_reads_the_sides_generated_before():
   # Window 1 was given window 0's sides over its first (overlapping) steps.
   given, _ = fake.calls[1]
   np.testing.assert_array_equal(given[0, :2, 0, [0, 3]], 100)
+  fake = _FakeWidener()
+  fake.codes = 'on'  # sample.decode='mean'
+  frames, toks = inference.Predictor.widen(fake, real, sound, [24.0], [True],
+                                           3)
+  np.testing.assert_array_equal(frames[..., 0], np.asarray(toks) + 0.5)

@@ -97,6 +97,32 @@ def test_a_strong_hold_bias_holds_the_last_drawing_and_a_mild_one_less(task):
   np.testing.assert_array_equal(held[:, :2], toks[:, :2])
 
 
+@pytest.mark.parametrize('rows', (1, 2))
+def test_expected_latents_are_the_probability_weighted_codes(rows):
+  # sample.decode='mean': the drawn tokens are unchanged, known positions
+  # carry their own code, and each generated one the mean of the codes
+  # under the softmax of the logits the uncached model gives there.
+  model = _model()
+  order = tasks.make_order('continue', GRID, context=2)
+  params = _init(model, order)
+  feats = _audio(model, params, _pcm(6, b=2))
+  known = sample.known_sequence(_tokens(6, b=2), order)
+  codes = np.random.default_rng(0).normal(size=(V, 3)).astype(np.float32)
+  gen = lambda c: jax.jit(lambda p, s, f: sample.generate(
+      model, p, s, order, f, temperature=0.0, codes=c, min_rows=rows))(
+          params, known, feats)
+  toks, means = map(np.asarray, gen(codes))
+  np.testing.assert_array_equal(toks, np.asarray(gen(None)))
+  k = order.num_known
+  np.testing.assert_allclose(means[:, :k], codes[toks[:, :k]])
+  logits = np.asarray(model.apply(params, *transformer_lib.inputs(
+      jnp.asarray(toks), order, V), feats))
+  want = np.asarray(jax.nn.softmax(logits[:, k:], -1)) @ codes
+  np.testing.assert_allclose(means[:, k:], want, atol=1e-4)
+  # Not the drawn token's code: the mean weighs the others too.
+  assert np.abs(means[:, k:] - codes[toks[:, k:]]).max() > 1e-2
+
+
 def test_a_forced_prefix_is_read_as_drawn_and_never_written():
   # A widening's next window is given the sides it generated over its first
   # steps: the first unknown positions, read as if the model drew them.

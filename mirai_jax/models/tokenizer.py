@@ -392,6 +392,10 @@ class Tokenizer(nn.Module):
   def decode_indices(self, idx):
     return self.decode(self.quant.decode_indices(idx))
 
+  def codebook(self):
+    """(V, D): the quantized latent of every index."""
+    return self.quant.decode_indices(jnp.arange(self.codebook_size))
+
   def __call__(self, video, train: bool = False):
     zq, idx, aux = self.encode(video, train)
     return self.decode(zq), idx, aux

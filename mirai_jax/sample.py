@@ -124,12 +124,11 @@ def generate(model, params, seq, order: Order, audio=None, rng=None, *,
                               layers, method=model.decode)
   seq = seq.at[:, k].set(pick(jax.random.fold_in(rng, k), logits[:, -1],
                               above=above[:, k]))
-  # The known tokens' latents; generated positions are overwritten below.
-  means = (jnp.zeros((b, n, 0)) if codes is None
-           else jnp.asarray(codes, jnp.float32)[seq])
-  if codes is not None:
-    means = means.at[:, k].set(expected_latent(logits[:, -1], codes,
-                                                   mean_top_k))
+  means = jnp.zeros((b, n, 0))  # carried empty without codes
+  if codes is not None:  # the tokens' latents; generated places: their means
+    codes = jnp.asarray(codes, jnp.float32)
+    means = codes[seq].at[:, k].set(
+        expected_latent(logits[:, -1], codes, mean_top_k))
 
   def body(i, carry):
     seq, means, cache = carry

@@ -61,6 +61,13 @@ def test_table_reports_the_margins():
   text = evaluate.table(result)
   assert '+50.0% lower with the true sound' in text
   assert '(+50.0% lower)' in text
+  assert 'transformer step 2)' in text  # the plain decoding says nothing more
+  # Another decoding or paste threshold is named on the first line.
+  result.update(sample=dict(decode='mean', mean_top_k=8), paste='residual',
+                paste_threshold=0.2)
+  first = evaluate.table(result).splitlines()[0]
+  assert first.endswith('transformer step 2, decode mean (top 8), paste '
+                        'residual > 0.2)'), first
 
 
 def test_paste_change_adds_the_decoded_change_to_the_true_last_frame():

@@ -97,7 +97,7 @@ def test_a_strong_hold_bias_holds_the_last_drawing_and_a_mild_one_less(task):
   np.testing.assert_array_equal(held[:, :2], toks[:, :2])
 
 
-@pytest.mark.parametrize('rows', (1, 2))
+@pytest.mark.parametrize('rows', (1, 3))  # 3: two rows padded to three
 def test_expected_latents_are_the_probability_weighted_codes(rows):
   # sample.decode='mean': the drawn tokens are unchanged, known positions
   # carry their own code, and each generated one the mean of the codes

@@ -46,14 +46,13 @@ _THRESHOLDS = flags.DEFINE_list(
     'evaluate.paste_threshold values.')
 
 
-def sweep(config, workdir: str, split: str, top_k: int, thresholds):
-  """{threshold: (MSE, mouth MSE own sound, mouth MSE other sound)}."""
+def sweep(config, workdir: str, mesh, source, episodes: str, top_k: int,
+          thresholds):
+  """{threshold: (MSE, mouth MSE own sound, mouth MSE other sound)} over
+  the clips of `source`; the Predictor is built anew for each `top_k`,
+  which its jitted sampler reads from the config."""
   config.sample.decode = 'mean' if top_k else 'tokens'
   config.sample.mean_top_k = top_k
-  mesh = workdir_lib.make_mesh(config)
-  source = workdir_lib.open_dataset(config, workdir, ('evaluate',)
-                                    ).as_data_source(split=split)
-  episodes, _ = workdir_lib.data_paths(config, workdir)
   p = inference.Predictor(config, workdir, mesh, 'continue')
   n, size, c0, f = len(source), config.evaluate.batch_size, p.context, p.frames
   total = {t: np.zeros(3) for t in thresholds}
@@ -76,8 +75,9 @@ def sweep(config, workdir: str, split: str, top_k: int, thresholds):
       toks, means = p.generate(b.idx, b.feats[sound])
       raw = p.render(toks, means)
       for t in thresholds:
-        out = inference.paste_change(raw, b.still, b.video, config.transformer.context,
-                                     p.temporal, t)[:m, c0:]
+        out = inference.paste_change(raw, b.still, b.video,
+                                     config.transformer.context, p.temporal,
+                                     t)[:m, c0:]
         if j == 0:
           total[t][0] += ((out - real) ** 2).mean(axis=(1, 2, 3, 4)).sum()
         if boxes is not None:
@@ -88,10 +88,14 @@ def sweep(config, workdir: str, split: str, top_k: int, thresholds):
 def main(_):
   config, workdir = _CONFIG.value, _WORKDIR.value
   thresholds = [float(t) for t in _THRESHOLDS.value]
+  mesh = workdir_lib.make_mesh(config)
+  source = workdir_lib.open_dataset(config, workdir, ('evaluate',)
+                                    ).as_data_source(split=_SPLIT.value)
+  episodes, _ = workdir_lib.data_paths(config, workdir)
   rows = {}
   for k in (int(x) for x in _TOP_KS.value):
     t0 = time.time()
-    got = sweep(config, workdir, _SPLIT.value, k, thresholds)
+    got = sweep(config, workdir, mesh, source, episodes, k, thresholds)
     for t, (mse, own, other) in got.items():
       rows[(k, t)] = mse
       print(json.dumps(dict(

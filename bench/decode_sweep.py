@@ -1,13 +1,15 @@
 r"""How a trained model's tokens become frames, swept on the validation split.
 
   python bench/decode_sweep.py --config=configs/demo.py --workdir=/tmp/mirai_demo
-      [--split=validation] [--top_ks=0,2,4,8] [--thresholds=0,0.1,0.15,0.2,0.25,0.3]
+      [--split=validation] [--task=continue] [--top_ks=0,2,4,8]
+      [--thresholds=0,0.1,0.15,0.2,0.25,0.3]
 
 For `sample.decode='tokens'` and for 'mean' at each `sample.mean_top_k` in
---top_ks (0 there = 'tokens'), the continuation of every clip's first window
-is generated once, with the clip's own sound and with another clip's, then
-pasted at each `evaluate.paste_threshold` (paste 'residual'): one JSON line
-per setting with the MSE over the predicted frames and, on synthetic
+--top_ks (0 there = 'tokens'), every clip's first window is generated once
+for --task (a continuation, or an in-between: evaluate's window), with the
+clip's own sound and with another clip's, then pasted at each
+`evaluate.paste_threshold` (paste 'residual'): one JSON line per setting
+with the MSE over the generated frames and, on synthetic
 episodes, the MSE in the mouth's box with both sounds; then a table. The
 workdir holds a trained tokenizer and transformer (command 1 of the README).
 Choose on the validation split, never on the test split. Figures: README,
@@ -39,6 +41,8 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A trained workdir.',
                                required=True)
 _SPLIT = flags.DEFINE_string('split', 'validation', 'The split swept.')
+_TASK = flags.DEFINE_string('task', 'continue',
+                            'A task the transformer was trained for.')
 _TOP_KS = flags.DEFINE_list('top_ks', ['0', '2', '4', '8'],
                             "sample.mean_top_k values; 0 = decode 'tokens'.")
 _THRESHOLDS = flags.DEFINE_list(
@@ -47,14 +51,16 @@ _THRESHOLDS = flags.DEFINE_list(
 
 
 def sweep(config, workdir: str, mesh, source, episodes: str, top_k: int,
-          thresholds):
+          thresholds, task: str):
   """{threshold: (MSE, mouth MSE own sound, mouth MSE other sound)} over
   the clips of `source`; the Predictor is built anew for each `top_k`,
   which its jitted sampler reads from the config."""
   config.sample.decode = 'mean' if top_k else 'tokens'
   config.sample.mean_top_k = top_k
-  p = inference.Predictor(config, workdir, mesh, 'continue')
-  n, size, c0, f = len(source), config.evaluate.batch_size, p.context, p.frames
+  config.evaluate.paste = 'residual'
+  p = inference.Predictor(config, workdir, mesh, task)
+  n, size, f = len(source), config.evaluate.batch_size, p.frames
+  scored = np.flatnonzero(~p.given)  # evaluate's frames: never a given one
   total = {t: np.zeros(3) for t in thresholds}
   for s in range(0, n, size):
     # evaluate's own loading and batching, so the clips and the other
@@ -68,16 +74,15 @@ def sweep(config, workdir: str, mesh, source, episodes: str, top_k: int,
     boxes = None
     if all(t is not None for t in truths):
       boxes = np.stack([synthetic.mouth_boxes(t, p.records.clip_spec,
-                                              r['start'], f)[c0:]
+                                              r['start'], f)[scored]
                         for t, r in zip(truths, rows)])
-    real = b.real[:m, c0:]
+    real = b.real[:m, scored]
     for j, sound in enumerate(('audio', 'mismatched_audio')):
       toks, means = p.generate(b.idx, b.feats[sound])
       raw = p.render(toks, means)
       for t in thresholds:
-        out = inference.paste_change(raw, b.still, b.video,
-                                     config.transformer.context, p.temporal,
-                                     t)[:m, c0:]
+        config.evaluate.paste_threshold = t  # finish reads it at each call
+        out = p.finish(raw, toks, b.video, b.still)[:m, scored]
         if j == 0:
           total[t][0] += ((out - real) ** 2).mean(axis=(1, 2, 3, 4)).sum()
         if boxes is not None:
@@ -95,18 +100,19 @@ def main(_):
   rows = {}
   for k in (int(x) for x in _TOP_KS.value):
     t0 = time.time()
-    got = sweep(config, workdir, mesh, source, episodes, k, thresholds)
+    got = sweep(config, workdir, mesh, source, episodes, k, thresholds,
+                _TASK.value)
     for t, (mse, own, other) in got.items():
       rows[(k, t)] = mse
       print(json.dumps(dict(
-          benchmark='decode_sweep', split=_SPLIT.value,
+          benchmark='decode_sweep', split=_SPLIT.value, task=_TASK.value,
           decode='mean' if k else 'tokens', mean_top_k=k,
           paste_threshold=t, mse=round(mse, 6),
           mouth_mse=round(own, 6) if own else None,
           mouth_mse_other_sound=round(other, 6) if other else None,
           seconds=round(time.time() - t0, 1))), flush=True)
   head = f"{'decode':<12}" + ''.join(f'{t:>9g}' for t in thresholds)
-  print(f'MSE on {_SPLIT.value} by evaluate.paste_threshold')
+  print(f'MSE of {_TASK.value} on {_SPLIT.value} by evaluate.paste_threshold')
   print(head + '\n' + '-' * len(head))
   for k in (int(x) for x in _TOP_KS.value):
     name = f'mean top {k}' if k else 'tokens'

@@ -19,11 +19,21 @@ Then:
 Prints one JSON line per result. Defaults follow issue 16 (batch 4 x 16
 frames x 64x64, x4 in time and space, VQ, float32). Figures: README
 "Stage 1".
+
+With --videogpt=CHECKOUT (a clone of github.com/wilson1yan/VideoGPT) its
+VQ-VAE joins both comparisons as one more candidate, trained by its own
+step in its own process (bench/videogpt_worker.py, under --torch_python, a
+Python with torch; --videogpt_threads torch threads): 64 hidden channels, 2
+residual layers and 512 codes at ~1.1M parameters, its defaults (240, 4,
+2048) at ~21M, as in issue 16. It sees the same clips; its quality is
+measured on its reconstructions by the same PSNR/SSIM code.
 """
 
 import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 
 from absl import app
@@ -63,6 +73,12 @@ _LR = flags.DEFINE_float('lr', 1e-3, 'Peak learning rate (10 warm-up steps).')
 _EPISODES = flags.DEFINE_integer('episodes', 8, 'Synthetic training episodes '
                                  '(12 s each); 2 more are validation.')
 _VAL_CLIPS = flags.DEFINE_integer('val_clips', 16, 'Validation clips.')
+_VIDEOGPT = flags.DEFINE_string('videogpt', '', 'A VideoGPT checkout: its '
+                                'VQ-VAE joins the comparison.')
+_TORCH_PYTHON = flags.DEFINE_string('torch_python', sys.executable,
+                                    'A Python with torch, for --videogpt.')
+_VIDEOGPT_THREADS = flags.DEFINE_integer('videogpt_threads', 1,
+                                         'torch.set_num_threads for VideoGPT.')
 
 
 def parse(arch: str) -> tuple[str, str, int]:
@@ -140,6 +156,67 @@ class Candidate:
                 **extra)
 
 
+class VideoGPT:
+  """VideoGPT's VQ-VAE in its own process (bench/videogpt_worker.py), with
+  the methods of Candidate that the comparisons call."""
+
+  def __init__(self, checkout: str, size_m: float):
+    self.arch = 'videogpt'
+    # Issue 16's two sizes: 64 hidden, 2 residual layers, 512 codes; or
+    # VideoGPT's defaults.
+    self.hiddens, self.res_layers, self.codes = (
+        (64, 2, 512) if size_m < 5 else (240, 4, 2048))
+    worker = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                          'videogpt_worker.py')
+    self.proc = subprocess.Popen([_TORCH_PYTHON.value, worker],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 text=True)
+    self.params = self._call(
+        'init', checkout=os.path.abspath(checkout), hiddens=self.hiddens,
+        res_layers=self.res_layers, codes=self.codes, embedding_dim=256,
+        threads=_VIDEOGPT_THREADS.value, frames=_FRAMES.value,
+        size=_SIZE.value)['params']
+    self.times, self.trained_s, self.steps, self.flops = [], 0.0, 0, 0.0
+    self.tmp = tempfile.mkdtemp(prefix='videogpt_')
+
+  def _call(self, cmd: str, **kw) -> dict:
+    self.proc.stdin.write(json.dumps(dict(cmd=cmd, **kw)) + '\n')
+    self.proc.stdin.flush()
+    line = self.proc.stdout.readline()
+    if not line:
+      raise RuntimeError(f'bench/videogpt_worker.py stopped at {cmd!r} (its '
+                         'error is above); is torch installed for '
+                         f'--torch_python={_TORCH_PYTHON.value}?')
+    return json.loads(line)
+
+  def step(self, batch) -> float:  # random clips of the batch's shape
+    return self._call('step', batch=int(batch['video'].shape[0]),
+                      seed=len(self.times))['seconds']
+
+  def start_training(self, train: np.ndarray, val: np.ndarray) -> None:
+    paths = [os.path.join(self.tmp, f'{k}.npy') for k in ('train', 'val')]
+    np.save(paths[0], train)
+    np.save(paths[1], val)
+    self._call('data', train=paths[0], val=paths[1], batch=_BATCH.value)
+    self.trained_s, self.steps = 0.0, 0
+
+  def train_until(self, seconds: float, batches) -> None:
+    del batches  # it draws from the clips of start_training
+    got = self._call('train', until=seconds)
+    self.trained_s, self.steps = got['seconds'], got['steps']
+
+  def reconstruct(self, val: np.ndarray) -> np.ndarray:
+    out = os.path.join(self.tmp, 'recon.npy')
+    self._call('recon', out=out)
+    return np.load(out)
+
+  def row(self, **extra) -> dict:
+    return dict(conv='videogpt', layout=f'{self.res_layers} axial residual '
+                'layers at the latent', patch=1, channels=[self.hiddens],
+                params_m=round(self.params / 1e6, 3), vq_codes=self.codes,
+                torch_threads=_VIDEOGPT_THREADS.value, **extra)
+
+
 def random_batch(seed: int) -> dict:
   rng = np.random.default_rng(seed)
   shape = (_BATCH.value, _FRAMES.value, _SIZE.value, _SIZE.value, 3)
@@ -158,8 +235,10 @@ def time_steps(cands, size_m: float) -> None:
         benchmark='tokenizer_arch_step', **header(), target_m=size_m,
         **c.row(step_s=round(s, 3), step_s_all=[round(t, 3) for t in c.times],
                 clips_per_s=round(_BATCH.value / s, 3),
-                tflop_per_step=round(c.flops / 1e12, 4),
-                gflop_per_s=round(c.flops / s / 1e9, 1)))), flush=True)
+                # VideoGPT's step is torch's: not counted here.
+                tflop_per_step=round(c.flops / 1e12, 4) if c.flops else None,
+                gflop_per_s=round(c.flops / s / 1e9, 1) if c.flops else None
+                ))), flush=True)
 
 
 def header() -> dict:
@@ -183,19 +262,25 @@ def clips(seeds) -> np.ndarray:
   return np.stack(out)
 
 
-def evaluate(c, val: np.ndarray) -> dict:
+def reconstruct(c, val: np.ndarray) -> np.ndarray:
+  """A candidate's reconstructions of uint8 clips, float32 in [0, 1]."""
+  if isinstance(c, VideoGPT):
+    return c.reconstruct(val)
   model, state = c.parts.model, c.state
   apply = jax.jit(lambda v: model.apply(
       {'params': state.params, **state.model_state}, v)[0])
-  psnr, ssim = [], []
-  for i in range(0, len(val), _BATCH.value):
-    real = tokenizer_lib.to_float(jnp.asarray(val[i:i + _BATCH.value]))
-    fake = jnp.clip(apply(real), -1, 1)
-    flat = lambda v: tokenizer_lib.to_unit(v).reshape(-1, *v.shape[2:])
-    psnr.append(np.asarray(pix.psnr(flat(real), flat(fake))))
-    ssim.append(np.asarray(pix.ssim(flat(real), flat(fake))))
-  return dict(val_psnr=round(float(np.concatenate(psnr).mean()), 2),
-              val_ssim=round(float(np.concatenate(ssim).mean()), 4))
+  return np.concatenate([np.asarray(tokenizer_lib.to_unit(jnp.clip(apply(
+      tokenizer_lib.to_float(jnp.asarray(val[i:i + _BATCH.value]))), -1, 1)))
+                         for i in range(0, len(val), _BATCH.value)])
+
+
+def evaluate(c, val: np.ndarray) -> dict:
+  """Mean PSNR and SSIM over every frame of the clips, per frame in [0, 1]:
+  one code for every candidate, VideoGPT included."""
+  flat = lambda v: jnp.asarray(v, jnp.float32).reshape(-1, *v.shape[2:])
+  real, fake = flat(val / 255.0), flat(reconstruct(c, val))
+  return dict(val_psnr=round(float(pix.psnr(real, fake).mean()), 2),
+              val_ssim=round(float(pix.ssim(real, fake).mean()), 4))
 
 
 def train_for_seconds(cands) -> None:
@@ -207,11 +292,17 @@ def train_for_seconds(cands) -> None:
   batches = lambda: {'video': jnp.asarray(
       train[rng.integers(0, len(train), _BATCH.value)])}
   for c in cands:
+    if isinstance(c, VideoGPT):
+      c.start_training(train, val)  # a fresh model: no step timed yet
+      continue
     c.state = jax.jit(c.parts.make_state)(jax.random.key(1))  # fresh
     c.step(batches())  # compiled already; one step to be fair with the rest
     c.trained_s, c.steps = 0.0, 1
   for k in range(_SLICES.value):
     for c in cands:  # the last step may run past the slice; it counts
+      if isinstance(c, VideoGPT):
+        c.train_until(per_slice * (k + 1), batches)
+        continue
       while c.trained_s < per_slice * (k + 1):
         c.trained_s += c.step(batches())
         c.steps += 1
@@ -228,6 +319,8 @@ def main(_):
     target = float(size) * 1e6
     codes = 512 if target < 5e6 else 2048  # as issue 16's VideoGPT runs
     cands = [Candidate(a, *matched(a, target, codes)) for a in _ARCHS.value]
+    if _VIDEOGPT.value:
+      cands.append(VideoGPT(_VIDEOGPT.value, float(size)))
     time_steps(cands, float(size))
     if i == 0 and _SECONDS.value > 0:
       train_for_seconds(cands)

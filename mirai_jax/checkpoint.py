@@ -209,9 +209,24 @@ class Checkpoints:
         raise FileNotFoundError(
             f'no {label} checkpoint in {self.directory}: train it first with '
             f'--mode={label}')
-      return self.restore_newest(
-          abstract_state, label=label,
-          check=lambda step: self.require_dataset(step, dataset, label, fix))
+
+      def check(step):
+        # The training state's other parts are not read: only what
+        # inference needs and the checkpoint lacks, or holds in another
+        # shape, is another model.
+        bad = [m for m in self.shape_mismatches(abstract_state, step)
+               if not m.endswith('only in the checkpoint')]
+        if bad:
+          raise ConfigMismatch(
+              f'{self.directory} (step {step}) holds another {label} model '
+              'than the config describes:\n  ' + '\n  '.join(bad[:6])
+              + (f'\n  ... {len(bad) - 6} more' if len(bad) > 6 else '')
+              + '\nRun with the config it was trained with, or train it '
+              f'again with --mode={label} in a new --workdir (the code may '
+              'have changed the model since it was trained).')
+        self.require_dataset(step, dataset, label, fix)
+
+      return self.restore_newest(abstract_state, label=label, check=check)
     finally:
       self.close()
 

@@ -34,8 +34,9 @@ On synthetic episodes (their ground truth JSON beside the episode folder) the
 MSE inside the talking mouth's box is reported too: the mouth follows the
 loudness of the speech, so there the future is predictable only from sound.
 evaluate.paste says how predicted tokens become frames (inference.Predictor):
-'residual' adds the decoded change to the true last frame, 'block' keeps the
-true last frame wherever a token repeats, 'none' shows the plain decoding.
+'residual' adds the decoded change to the true last frame (an in-between's
+to the cross-fade of its true keyframes), 'block' keeps the true last frame
+wherever a token repeats, 'none' shows the plain decoding.
 The reconstruction row goes through the same step, so it stays the ceiling;
 with a paste, copy_last_tokens is exactly copy_last and is left out.
 A model trained on several tasks (transformer.tasks) is evaluated on each,
@@ -107,7 +108,7 @@ def _crossfade(b: Batch):
   if keys is None:
     return None
   i0, i1 = keys
-  w = np.clip((np.arange(b.real.shape[1]) - i0) / (i1 - i0), 0.0, 1.0)
+  w = inference.crossfade_weights(b.real.shape[1], i0, i1)
   w = w[None, :, None, None, None]
   return (1 - w) * b.real[:, i0:i0 + 1] + w * b.real[:, i1:i1 + 1]
 
@@ -318,8 +319,12 @@ def _batch(p: inference.Predictor, rows: list[dict], other: list[dict],
   has = stack(rows, 'has_audio')
   idx = true_idx = p.tokens(g(video))
   columns = p.columns if p.task == 'outpaint' else None
-  if columns:  # the encoder must not see the true sides it is scored on
+  # The encoder must not see what is scored: a widening's true sides, an
+  # in-between's frames (through the end keyframe's tokens).
+  if columns:
     idx = p.tokens(g(inference.mirror_sides(video, *columns)))
+  elif p.end_step is not None:
+    idx = p.tokens(g(p.known_video(video)))
   return Batch(
       video=video, real=video.astype(np.float32) / 255.0, idx=idx,
       true_idx=true_idx, given=p.given, columns=columns,

@@ -184,12 +184,10 @@ def between_pictures(config, workdir: str, out: str) -> dict:
     raise errors.UserError(str(e)) from e
   fps = fractions.Fraction(pc.get('fps') or spec.get('fps')
                            or video_io.FILM_RATE).limit_denominator(1001)
-  end = np.flatnonzero(p.given[c0:])[0] + c0  # the last keyframe's first frame
-  blend = np.linspace(0, 1, end - c0 + 2)[1:-1, None, None, None]
-  window = np.concatenate([
-      np.repeat(first[None], c0, 0),
-      (first * (1 - blend) + last * blend).round().astype(np.uint8),
-      np.repeat(last[None], f - end, 0)])
+  end = p.end_step * p.temporal  # the last keyframe's first frame
+  # Between the keyframes the encoder sees their cross-fade (known_video).
+  window = p.known_video(np.concatenate([np.repeat(first[None], end, 0),
+                                         np.repeat(last[None], f - end, 0)])[None])
   rate = spec['sample_rate']
   lead = round(fractions.Fraction(c0 - 1) / fps * rate)  # sound starts at k0
   audio = np.zeros(lead, np.int16) if pcm is None else np.concatenate(
@@ -197,8 +195,8 @@ def between_pictures(config, workdir: str, out: str) -> dict:
   feats = p.audio_features(
       jnp.asarray(pipeline.fit_audio(audio, p.records.audio_len)[None]),
       jnp.asarray([float(fps)], jnp.float32), jnp.asarray([pcm is not None]))
-  toks, means = p.generate(p.tokens(jnp.asarray(window[None])), feats)
-  pred = p.finish(p.render(toks, means), toks, window[None])[0]
+  toks, means = p.generate(p.tokens(jnp.asarray(window)), feats)
+  pred = p.finish(p.render(toks, means), toks, window)[0]
   made = pred[c0:end]
   frames = np.concatenate([first[None] / 255.0, made, last[None] / 255.0])
   stem = os.path.join(out, '_to_'.join(

@@ -53,10 +53,11 @@ def choose(rng, logits, temperature: float, top_k: int, top_p: float,
 
 
 def _above_at(seq, order: Order, i, bos: int):
-  """(B, 1) token one step above position i (traced i), or bos."""
-  j = jnp.asarray(order.above_index)[i]
-  tok = jax.lax.dynamic_slice_in_dim(seq, jnp.maximum(j, 0), 1, 1)
-  return jnp.where(j >= 0, tok, bos)
+  """(B, 1, 2) tokens one step above position i (traced i) and at its
+  nearest later step read (models/transformer.py `inputs`), or bos."""
+  j = jnp.asarray(np.stack([order.above_index, order.later_index], -1))[i]
+  tok = seq[:, jnp.maximum(j, 0)]  # (B, 2)
+  return jnp.where(j >= 0, tok, bos)[:, None]
 
 
 def compute_params(params, dtype):
@@ -123,7 +124,7 @@ def generate(model, params, seq, order: Order, audio=None, rng=None, *,
                               pos[:k + 1], above[:, :k + 1], audio, cache, 0,
                               layers, method=model.decode)
   seq = seq.at[:, k].set(pick(jax.random.fold_in(rng, k), logits[:, -1],
-                              above=above[:, k]))
+                              above=above[:, k, 0]))
   means = jnp.zeros((b, n, 0))  # carried empty without codes
   if codes is not None:  # the tokens' latents; generated places: their means
     codes = jnp.asarray(codes, jnp.float32)
@@ -138,7 +139,7 @@ def generate(model, params, seq, order: Order, audio=None, rng=None, *,
         jax.lax.dynamic_slice_in_dim(prev_pos, i, 1, 0),
         jax.lax.dynamic_slice_in_dim(pos, i, 1, 0),
         up, audio, cache, i, layers, method=model.decode)
-    tok = pick(jax.random.fold_in(rng, i), logits[:, 0], above=up[:, 0])
+    tok = pick(jax.random.fold_in(rng, i), logits[:, 0], above=up[:, 0, 0])
     if codes is not None:
       means = jax.lax.dynamic_update_slice_in_dim(
           means, expected_latent(logits[:, 0], codes, mean_top_k)[:, None],
@@ -178,7 +179,7 @@ def generate_uncached(model, params, seq, order: Order, audio=None, rng=None,
     logits = model.apply(params, *ins, audio)
     logits = jax.lax.dynamic_index_in_dim(logits, i, 1, keepdims=False)
     up = jax.lax.dynamic_index_in_dim(ins[3], i, 1, keepdims=False)
-    tok = pick(jax.random.fold_in(rng, i), logits, above=up)
+    tok = pick(jax.random.fold_in(rng, i), logits, above=up[:, 0])
     return jax.lax.dynamic_update_slice_in_dim(seq, tok[:, None], i, 1)
 
   start = order.num_known if prefix is None else prefix

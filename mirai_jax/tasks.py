@@ -110,6 +110,24 @@ class Order:
         np.int32)
 
   @property
+  def later_index(self) -> np.ndarray:
+    """(N,) for each position, where in the sequence the same place at the
+    nearest later time step read before it is, or -1: an in-between's
+    generated places point at the end keyframe (or a later step already
+    generated); a continuation's and a widening's at nothing."""
+    where = np.full(int(np.prod(self.grid)), -1)
+    where[self.perm] = np.arange(self.perm.size)
+    t, r, c = self.coords.T
+    out = np.full(self.perm.size, -1)
+    for d in range(self.grid[0] - 1, 0, -1):  # the nearest step written last
+      ok = t + d < self.grid[0]
+      flat = np.ravel_multi_index(
+          (np.minimum(t + d, self.grid[0] - 1), r, c), self.grid)
+      j = where[flat]
+      out = np.where(ok & (j < np.arange(self.perm.size)), j, out)
+    return out.astype(np.int32)
+
+  @property
   def known_steps(self) -> np.ndarray:
     """(T,) bool: time steps whose every token is given (the context of a
     continuation, the keyframes of an in-between)."""

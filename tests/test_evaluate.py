@@ -103,6 +103,31 @@ def test_a_paste_threshold_drops_small_changes_and_keeps_large_ones():
                              atol=1e-6)
 
 
+def test_an_in_between_pastes_its_change_onto_the_keyframes_cross_fade():
+  rng = np.random.default_rng(3)
+  real = rng.integers(0, 255, (2, 6, 4, 4, 3)).astype(np.uint8)
+  still0 = rng.uniform(0.2, 0.8, size=(2, 6, 4, 4, 3)).astype(np.float32)
+  still1 = rng.uniform(0.2, 0.8, size=(2, 6, 4, 4, 3)).astype(np.float32)
+  # context 2 steps, end keyframe at step 5, one frame per step: frames 2..4
+  # are generated with weights 1/4, 2/4, 3/4 of the end keyframe.
+  w = np.array([0, 0, 0.25, 0.5, 0.75, 1.0], np.float32)[None, :, None, None,
+                                                           None]
+  frames = (1 - w) * still0 + w * still1  # the decoder draws a cross-fade
+  frames[:, 3, :2] += 0.2  # and moves something in frame 3
+  out = inference.paste_between(frames, still0, still1, real, context=2,
+                                end=5, temporal=1, threshold=0.1)
+  r = real / 255.0
+  fade = (1 - w) * r[:, 1:2] + w * r[:, 5:6]
+  np.testing.assert_array_equal(out[:, :2], frames[:, :2])
+  np.testing.assert_allclose(out[:, 2], fade[:, 2], atol=1e-6)
+  np.testing.assert_allclose(out[:, 3, 2:], fade[:, 3, 2:], atol=1e-6)
+  np.testing.assert_allclose(out[:, 3, :2], np.clip(fade[:, 3, :2] + 0.2, 0, 1),
+                             atol=1e-6)
+  np.testing.assert_allclose(out[:, 5], r[:, 5], atol=1e-6)  # the end keyframe
+  # evaluate's cross-fade baseline is the same blend.
+  assert list(inference.crossfade_weights(6, 1, 5)) == list(w.ravel())
+
+
 def test_given_steps_of_each_task():
   grid = (5, 2, 3)
   assert list(tasks.make_order('continue', grid, 2).known_steps) == [

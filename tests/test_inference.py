@@ -61,6 +61,11 @@ class _FakePredictor:
     return jnp.asarray(pcm)[:, :1]
 
   codes = None  # not None: sample.decode='mean'
+  end_step, temporal = None, 1  # a continuation, a frame per step
+
+  def known_video(self, video):
+    from mirai_jax import inference  # pylint: disable=g-import-not-at-top
+    return inference.Predictor.known_video(self, video)
 
   def generate(self, known, feats):  # the unknown steps get the feature
     keep = np.asarray(self.order.known_steps)[None, :, None, None]
@@ -164,3 +169,22 @@ def test_each_widening_window_reads_the_sides_generated_before():
   frames, toks = inference.Predictor.widen(fake, real, sound, [24.0], [True],
                                            3)
   np.testing.assert_array_equal(frames[..., 0], np.asarray(toks) + 0.5)
+
+
+def test_an_in_between_encodes_the_keyframes_cross_fade_not_the_true_frames():
+  """The tokenizer is causal in time: the end keyframe's tokens would carry
+  the frames before it, the ones to be generated."""
+  from mirai_jax import inference  # pylint: disable=g-import-not-at-top
+  fake = _FakePredictor(steps=4, context=1)
+  fake.end_step, fake.temporal, fake.context = 2, 2, 2  # keyframe: frames 4-5
+  rng = np.random.default_rng(0)
+  video = rng.integers(0, 255, (2, 8, 3, 3, 3)).astype(np.uint8)
+  seen = inference.Predictor.known_video(fake, video)
+  np.testing.assert_array_equal(seen[:, :2], video[:, :2])  # the context
+  np.testing.assert_array_equal(seen[:, 4:], video[:, 4:])  # the keyframe on
+  for t, w in ((2, 1 / 3), (3, 2 / 3)):  # frame 1 -> frame 4
+    want = video[:, 1] * (1 - w) + video[:, 4] * w
+    np.testing.assert_allclose(seen[:, t], want, atol=0.51)
+  # A continuation's encoder sees the window as it is.
+  fake.end_step = None
+  assert inference.Predictor.known_video(fake, video) is video

@@ -59,7 +59,7 @@ def _tokens(seed, b=3):
 
 @pytest.mark.parametrize('task', tasks.TASKS)
 def test_cached_greedy_decoding_equals_uncached(task):
-  model = _model()
+  model = _model(later=True)  # the end keyframe's tokens read in both
   order = tasks.make_order(task, GRID, context=2)
   params = _init(model, order)
   feats = _audio(model, params, _pcm(0))
@@ -252,6 +252,18 @@ def test_task_masks_and_orders():
         np.testing.assert_array_equal(coords[above[i]],
                                       coords[i] - [1, 0, 0])
     assert (above[o.num_known:][coords[o.num_known:, 0] > 0] >= 0).all()
+    # The place at the nearest later step read before the target: for an
+    # in-between's generated places, the end keyframe; else nothing.
+    later = o.later_index
+    gen = slice(o.num_known, None)
+    if task == 'interpolate':
+      assert (later[gen] >= 0).all() and (later[gen] < o.num_known).all()
+      np.testing.assert_array_equal(coords[later[gen]][:, 1:],
+                                    coords[gen][:, 1:])
+      assert (coords[later[gen], 0] == grid[0] - 1).all()
+    else:
+      assert (later[gen] == -1).all()
+    assert (later[:o.num_known] == -1).all()  # the known part reads none
   with pytest.raises(ValueError, match='context=5'):
     tasks.known_mask('continue', grid, context=5)
   with pytest.raises(ValueError, match='unknown task'):
@@ -526,6 +538,18 @@ def test_a_workdir_of_another_model_is_refused_before_training(reference,
     train_transformer.train_and_evaluate(_config(width=48, steps=9), workdir)
   _, step = _params(_config(), workdir)
   assert step == 6  # nothing was written
+
+
+def test_inference_from_another_models_checkpoint_is_refused(reference):
+  # A single-task checkpoint has no table for an in-between's end keyframe
+  # tokens; a wider config has other shapes. Both named, with what to do.
+  with pytest.raises(checkpoint.ConfigMismatch,
+                     match=r'(?s)step 6\) holds another transformer model.*'
+                     r'embed_later/embedding: not in the checkpoint.*'
+                     'new --workdir'):
+    _params(_config(tasks='continue:1,interpolate:1'), reference[0])
+  with pytest.raises(checkpoint.ConfigMismatch, match=r'saved \(32,\)'):
+    _params(_config(width=48), reference[0])
 
 
 def test_task_mixes_are_read_in_order_with_default_weights():

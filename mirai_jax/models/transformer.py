@@ -109,9 +109,11 @@ class Transformer(nn.Module):
 
   Calls take `prev` (B, L) tokens (BOS = codebook_size for the first input),
   `prev_pos` / `pos` (L, 3) (time, row, col) of the previous and the target
-  position of each input, `above` (B, L) the token at each target's place one
-  step earlier when it is already read (else codebook_size), and `audio`
-  (B, T, D) features or None (see `inputs`).
+  position of each input, `above` (B, L, 2) the tokens at each target's
+  place one step earlier and at the nearest later step, where already read
+  (else codebook_size), and `audio` (B, T, D) features or None (see
+  `inputs`). The later token is read only with `later` (a model that fills
+  in between keyframes).
   """
   codebook_size: int
   grid: tuple[int, int, int]  # (T, H, W) of the clip's token grid
@@ -126,6 +128,7 @@ class Transformer(nn.Module):
   attention: str = 'xla'  # a resolved models/attention.py implementation
   remat: str = 'none'  # models/remat.py POLICIES
   unroll: int = 1  # layers per scan iteration (depth: straight-line code)
+  later: bool = False  # read the later token of `above` (tasks.later_index)
 
   def setup(self):
     init = nn.initializers.normal(0.02)
@@ -135,6 +138,11 @@ class Transformer(nn.Module):
     # was slow to find it in unseen episodes.
     self.embed_above = nn.Embed(self.codebook_size + 1, self.width,
                                 embedding_init=init)
+    # An in-between's place in the end keyframe: where the drawing is going.
+    # Attention alone left the frame before a held keyframe far from it.
+    if self.later:
+      self.embed_later = nn.Embed(self.codebook_size + 1, self.width,
+                                  embedding_init=init)
     # Separate tables for "where the input token was" and "where to predict".
     self.pos_in = [nn.Embed(n, self.width, embedding_init=init,
                             name=f'pos_in_{a}') for a, n in zip('thw', self.grid)]
@@ -169,7 +177,9 @@ class Transformer(nn.Module):
     return self.audio(pcm, fps, sample_rate, temporal, steps, use_audio)
 
   def _inputs(self, prev, prev_pos, pos, above, audio):
-    x = self.embed(prev) + self.embed_above(above)
+    x = self.embed(prev) + self.embed_above(above[..., 0])
+    if self.later:
+      x += self.embed_later(above[..., 1])
     for i in range(3):
       x += self.pos_in[i](prev_pos[..., i]) + self.pos_out[i](pos[..., i])
     if audio is not None:
@@ -230,11 +240,11 @@ def split_layers(params):
 
 def inputs(seq: jax.Array, order, bos: int):
   """The model inputs of a full sequence in `order` (a tasks.Order): (prev
-  tokens, prev pos, target pos, the token one step above each target or
-  `bos` where none is read yet)."""
+  tokens, prev pos, target pos, (B, L, 2) the tokens one step above each
+  target and at the nearest later step, or `bos` where none is read yet)."""
   coords = jnp.asarray(order.coords)
   prev = jnp.concatenate([jnp.full_like(seq[:, :1], bos), seq[:, :-1]], 1)
   prev_pos = jnp.concatenate([jnp.zeros_like(coords[:1]), coords[:-1]], 0)
-  idx = order.above_index
+  idx = np.stack([order.above_index, order.later_index], -1)  # (L, 2)
   above = jnp.where(idx >= 0, seq[:, np.maximum(idx, 0)], bos)
   return prev, prev_pos, coords, above

@@ -6,9 +6,10 @@ read, and none is built to shape it. A checkpoint trained on another dataset
 than the one built now is refused. `Predictor` joins the two models: frames
 and sound -> predicted frames, through a paste (`paste_change`,
 `paste_between`, `paste_unchanged`) that keeps the true last context frame
-(an in-between: the true keyframes' cross-fade) where nothing changes. `load_baselines` restores the pixel baselines (pix2pix,
-multiscale) trained in a workdir. tokenize, evaluate and predict use this
-module; it imports no stage.
+(an in-between: the true keyframes' cross-fade) where nothing changes.
+`load_baselines` restores the pixel baselines (pix2pix, multiscale) trained
+in a workdir. tokenize, evaluate and predict use this module; it imports no
+stage.
 """
 
 from __future__ import annotations

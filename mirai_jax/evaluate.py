@@ -28,7 +28,10 @@ how to get them.
 
 A widening (task 'outpaint') is given the centre columns of every frame and
 scored on the sides only; its model reads tokens of frames whose sides are
-the mirrored centre, never the true sides it is scored on.
+the mirrored centre, never the true sides it is scored on. Likewise an
+in-between's model reads tokens of a window whose frames between the
+keyframes are their cross-fade (Predictor.known_video): the causal encoder
+would carry the true ones into the end keyframe's tokens.
 
 On synthetic episodes (their ground truth JSON beside the episode folder) the
 MSE inside the talking mouth's box is reported too: the mouth follows the

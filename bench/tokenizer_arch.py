@@ -3,6 +3,7 @@ r"""Tokenizer architectures at matched parameters: step time and quality per sec
   python bench/tokenizer_arch.py [--params=1.1] [--rounds=3] [--seconds=120]
       [--archs=3d/uniform,2+1d/uniform,3d/latent,2+1d/latent]
       [--batch=4 --frames=16 --size=64 --spatial=4 --temporal=4]
+      [--recon=l1|mse --vq_dim=32] [--videogpt=CHECKOUT --torch_python=PY]
 
 For each `tokenizer.conv`/`tokenizer.layout` candidate, channels (c, 2c, 4c)
 are chosen so that its parameters come closest to each `--params` (millions).
@@ -73,6 +74,10 @@ _LR = flags.DEFINE_float('lr', 1e-3, 'Peak learning rate (10 warm-up steps).')
 _EPISODES = flags.DEFINE_integer('episodes', 8, 'Synthetic training episodes '
                                  '(12 s each); 2 more are validation.')
 _VAL_CLIPS = flags.DEFINE_integer('val_clips', 16, 'Validation clips.')
+_RECON = flags.DEFINE_string('recon', 'l1', 'tokenizer.loss.recon: l1 | mse '
+                             "(VideoGPT's: mse).")
+_VQ_DIM = flags.DEFINE_integer('vq_dim', 32, "tokenizer.vq_dim (VideoGPT's "
+                               'embedding_dim: 256).')
 _VIDEOGPT = flags.DEFINE_string('videogpt', '', 'A VideoGPT checkout: its '
                                 'VQ-VAE joins the comparison.')
 _TORCH_PYTHON = flags.DEFINE_string('torch_python', sys.executable,
@@ -95,7 +100,8 @@ def make_config(arch: str, c: int, codes: int):
       spatial=_SPATIAL.value, temporal=_TEMPORAL.value,
       temporal_kernel=_KT.value, norm='group', quantizer='vq', vq_codes=codes,
       train_frames=0, batch_size=_BATCH.value, lr=_LR.value, warmup_steps=10,
-      steps=100_000, conv=conv, layout=layout))
+      steps=100_000, conv=conv, layout=layout, vq_dim=_VQ_DIM.value))
+  config.tokenizer.loss.recon = _RECON.value
   return config
 
 
@@ -153,7 +159,7 @@ class Candidate:
     return dict(conv=conv, layout=layout, patch=patch,
                 channels=list(cfg.channels),
                 params_m=round(self.params / 1e6, 3), vq_codes=cfg.vq_codes,
-                **extra)
+                vq_dim=cfg.vq_dim, recon=cfg.loss.recon, lr=cfg.lr, **extra)
 
 
 class VideoGPT:

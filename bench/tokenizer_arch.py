@@ -153,6 +153,27 @@ class Candidate:
     jax.block_until_ready(metrics)
     return time.perf_counter() - start
 
+  def start_training(self, train: np.ndarray, val: np.ndarray,
+                     batches) -> None:
+    del train, val  # drawn by `batches`
+    self.state = jax.jit(self.parts.make_state)(jax.random.key(1))  # fresh
+    self.step(batches())  # compiled already; one step to be fair with the rest
+    self.trained_s, self.steps = 0.0, 1
+
+  def train_until(self, seconds: float, batches) -> None:
+    while self.trained_s < seconds:  # the last step may run past; it counts
+      self.trained_s += self.step(batches())
+      self.steps += 1
+
+  def reconstruct(self, val: np.ndarray) -> np.ndarray:
+    """Reconstructions of uint8 clips, float32 in [0, 1]."""
+    model, state = self.parts.model, self.state
+    apply = jax.jit(lambda v: model.apply(
+        {'params': state.params, **state.model_state}, v)[0])
+    return np.concatenate([np.asarray(tokenizer_lib.to_unit(jnp.clip(apply(
+        tokenizer_lib.to_float(jnp.asarray(val[i:i + _BATCH.value]))), -1, 1)))
+                           for i in range(0, len(val), _BATCH.value)])
+
   def row(self, **extra) -> dict:
     cfg = self.config.tokenizer
     conv, layout, patch = parse(self.arch)
@@ -199,7 +220,10 @@ class VideoGPT:
     return self._call('step', batch=int(batch['video'].shape[0]),
                       seed=len(self.times))['seconds']
 
-  def start_training(self, train: np.ndarray, val: np.ndarray) -> None:
+  def start_training(self, train: np.ndarray, val: np.ndarray,
+                     batches) -> None:
+    """A fresh model (the timing steps trained the first) on these clips."""
+    del batches  # it draws from `train` in its own process
     paths = [os.path.join(self.tmp, f'{k}.npy') for k in ('train', 'val')]
     np.save(paths[0], train)
     np.save(paths[1], val)
@@ -268,23 +292,11 @@ def clips(seeds) -> np.ndarray:
   return np.stack(out)
 
 
-def reconstruct(c, val: np.ndarray) -> np.ndarray:
-  """A candidate's reconstructions of uint8 clips, float32 in [0, 1]."""
-  if isinstance(c, VideoGPT):
-    return c.reconstruct(val)
-  model, state = c.parts.model, c.state
-  apply = jax.jit(lambda v: model.apply(
-      {'params': state.params, **state.model_state}, v)[0])
-  return np.concatenate([np.asarray(tokenizer_lib.to_unit(jnp.clip(apply(
-      tokenizer_lib.to_float(jnp.asarray(val[i:i + _BATCH.value]))), -1, 1)))
-                         for i in range(0, len(val), _BATCH.value)])
-
-
 def evaluate(c, val: np.ndarray) -> dict:
   """Mean PSNR and SSIM over every frame of the clips, per frame in [0, 1]:
   one code for every candidate, VideoGPT included."""
   flat = lambda v: jnp.asarray(v, jnp.float32).reshape(-1, *v.shape[2:])
-  real, fake = flat(val / 255.0), flat(reconstruct(c, val))
+  real, fake = flat(val / 255.0), flat(c.reconstruct(val))
   return dict(val_psnr=round(float(pix.psnr(real, fake).mean()), 2),
               val_ssim=round(float(pix.ssim(real, fake).mean()), 4))
 
@@ -298,20 +310,10 @@ def train_for_seconds(cands) -> None:
   batches = lambda: {'video': jnp.asarray(
       train[rng.integers(0, len(train), _BATCH.value)])}
   for c in cands:
-    if isinstance(c, VideoGPT):
-      c.start_training(train, val)  # a fresh model: no step timed yet
-      continue
-    c.state = jax.jit(c.parts.make_state)(jax.random.key(1))  # fresh
-    c.step(batches())  # compiled already; one step to be fair with the rest
-    c.trained_s, c.steps = 0.0, 1
+    c.start_training(train, val, batches)
   for k in range(_SLICES.value):
-    for c in cands:  # the last step may run past the slice; it counts
-      if isinstance(c, VideoGPT):
-        c.train_until(per_slice * (k + 1), batches)
-        continue
-      while c.trained_s < per_slice * (k + 1):
-        c.trained_s += c.step(batches())
-        c.steps += 1
+    for c in cands:
+      c.train_until(per_slice * (k + 1), batches)
   for c in cands:
     print(json.dumps(dict(
         benchmark='tokenizer_arch_quality', **header(),

@@ -186,8 +186,8 @@ def between_pictures(config, workdir: str, out: str) -> dict:
                            or video_io.FILM_RATE).limit_denominator(1001)
   end = p.end_step * p.temporal  # the last keyframe's first frame
   # Between the keyframes the encoder sees their cross-fade (known_video).
-  window = p.known_video(np.concatenate([np.repeat(first[None], end, 0),
-                                         np.repeat(last[None], f - end, 0)])[None])
+  held = [np.repeat(first[None], end, 0), np.repeat(last[None], f - end, 0)]
+  window = p.known_video(np.concatenate(held)[None])
   rate = spec['sample_rate']
   lead = round(fractions.Fraction(c0 - 1) / fps * rate)  # sound starts at k0
   audio = np.zeros(lead, np.int16) if pcm is None else np.concatenate(

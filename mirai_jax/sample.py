@@ -55,7 +55,7 @@ def choose(rng, logits, temperature: float, top_k: int, top_p: float,
 def _above_at(seq, order: Order, i, bos: int):
   """(B, 1, 2) tokens one step above position i (traced i) and at its
   nearest later step read (models/transformer.py `inputs`), or bos."""
-  j = jnp.asarray(np.stack([order.above_index, order.later_index], -1))[i]
+  j = jnp.asarray(order.hint_index)[i]
   tok = seq[:, jnp.maximum(j, 0)]  # (B, 2)
   return jnp.where(j >= 0, tok, bos)[:, None]
 

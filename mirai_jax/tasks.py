@@ -97,17 +97,23 @@ class Order:
     """(N, 3) (time, row, col) of each position in reading order."""
     return np.stack(np.unravel_index(self.perm, self.grid), -1).astype(np.int32)
 
+  def _read_at(self, d: int) -> np.ndarray:
+    """(N,) for each position, where in the sequence the same place `d` time
+    steps away is read, or -1 if it is off the grid or not read before it."""
+    where = np.full(int(np.prod(self.grid)), -1)
+    where[self.perm] = np.arange(self.perm.size)
+    t, r, c = self.coords.T
+    on = (t + d >= 0) & (t + d < self.grid[0])
+    j = where[np.ravel_multi_index(
+        (np.clip(t + d, 0, self.grid[0] - 1), r, c), self.grid)]
+    return np.where(on & (j < np.arange(self.perm.size)), j, -1).astype(
+        np.int32)
+
   @property
   def above_index(self) -> np.ndarray:
     """(N,) for each position, where in the sequence the same place one time
     step earlier is read, or -1 if it is not read before it (or t = 0)."""
-    where = np.full(int(np.prod(self.grid)), -1)
-    where[self.perm] = np.arange(self.perm.size)
-    t, r, c = self.coords.T
-    flat = np.ravel_multi_index((np.maximum(t - 1, 0), r, c), self.grid)
-    j = where[flat]
-    return np.where((t > 0) & (j < np.arange(self.perm.size)), j, -1).astype(
-        np.int32)
+    return self._read_at(-1)
 
   @property
   def later_index(self) -> np.ndarray:
@@ -115,17 +121,17 @@ class Order:
     nearest later time step read before it is, or -1: an in-between's
     generated places point at the end keyframe (or a later step already
     generated); a continuation's and a widening's at nothing."""
-    where = np.full(int(np.prod(self.grid)), -1)
-    where[self.perm] = np.arange(self.perm.size)
-    t, r, c = self.coords.T
-    out = np.full(self.perm.size, -1)
+    out = np.full(self.perm.size, -1, np.int32)
     for d in range(self.grid[0] - 1, 0, -1):  # the nearest step written last
-      ok = t + d < self.grid[0]
-      flat = np.ravel_multi_index(
-          (np.minimum(t + d, self.grid[0] - 1), r, c), self.grid)
-      j = where[flat]
-      out = np.where(ok & (j < np.arange(self.perm.size)), j, out)
-    return out.astype(np.int32)
+      j = self._read_at(d)
+      out = np.where(j >= 0, j, out)
+    return out
+
+  @property
+  def hint_index(self) -> np.ndarray:
+    """(N, 2): `above_index` and `later_index`, the two tokens each position
+    reads beside its input (models/transformer.py `inputs`)."""
+    return np.stack([self.above_index, self.later_index], -1)
 
   @property
   def known_steps(self) -> np.ndarray:

@@ -245,6 +245,6 @@ def inputs(seq: jax.Array, order, bos: int):
   coords = jnp.asarray(order.coords)
   prev = jnp.concatenate([jnp.full_like(seq[:, :1], bos), seq[:, :-1]], 1)
   prev_pos = jnp.concatenate([jnp.zeros_like(coords[:1]), coords[:-1]], 0)
-  idx = np.stack([order.above_index, order.later_index], -1)  # (L, 2)
+  idx = order.hint_index  # (L, 2)
   above = jnp.where(idx >= 0, seq[:, np.maximum(idx, 0)], bos)
   return prev, prev_pos, coords, above

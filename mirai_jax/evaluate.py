@@ -38,7 +38,8 @@ MSE inside the talking mouth's box is reported too: the mouth follows the
 loudness of the speech, so there the future is predictable only from sound.
 evaluate.paste says how predicted tokens become frames (inference.Predictor):
 'residual' adds the decoded change to the true last frame (an in-between's
-to the cross-fade of its true keyframes), 'block' keeps the true last frame
+to the cross-fade of its true keyframes, a widening's sides to the true
+centre's edge columns repeated), 'block' keeps the true last frame
 wherever a token repeats, 'none' shows the plain decoding.
 The reconstruction row goes through the same step, so it stays the ceiling;
 with a paste, copy_last_tokens is exactly copy_last and is left out.
@@ -120,9 +121,7 @@ def _edge_replication(b: Batch):
   """A widening's sides filled with the centre's outermost columns."""
   if b.columns is None:
     return None
-  a, c = b.columns
-  cols = np.clip(np.arange(b.real.shape[3]), a, c - 1)
-  return b.real[:, :, :, cols]
+  return inference.edge_sides(b.real, *b.columns)
 
 
 def _mirror(b: Batch):

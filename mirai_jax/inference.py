@@ -398,15 +398,15 @@ class Predictor:
     content (README, "What the demo shows"). `still` (`self.still(toks)`)
     saves decoding it again when the caller has it: it depends only on the
     known steps. An in-between's change is measured from the cross-fade of
-    its keyframes instead (`paste_between`)."""
+    its keyframes instead (`paste_between`), and a widening's from the
+    centre's edge columns repeated sideways (`paste_sides`)."""
+    mode = self.config.evaluate.paste
     if self.task == 'outpaint':  # the true centre, the generated sides
       if real is None:
         return frames
-      out = frames.copy()
-      a, b = self.columns
-      out[..., a:b, :] = _unit(real)[:, :frames.shape[1], :, a:b]
-      return out
-    mode = self.config.evaluate.paste
+      return paste_sides(frames, _unit(real)[:, :frames.shape[1]],
+                         *self.columns, mode == 'residual',
+                         self.config.evaluate.paste_threshold)
     if real is None or mode == 'none':
       return frames
     c = self.config.transformer.context
@@ -452,6 +452,31 @@ def mirror_sides(video: np.ndarray, a: int, b: int) -> np.ndarray:
   k = np.mod(cols - a, period)
   src = a + np.where(k < b - a, k, period - 1 - k)
   return video[..., src, :]
+
+
+def edge_sides(video: np.ndarray, a: int, b: int) -> np.ndarray:
+  """(..., H, W, C) with the columns outside [a, b) replaced by the centre's
+  outermost column on their side (edge replication)."""
+  return video[..., np.clip(np.arange(video.shape[-2]), a, b - 1), :]
+
+
+def paste_sides(frames, real, a: int, b: int, residual: bool,
+                threshold: float = 0.0):
+  """frames, real (B, T, H, W, 3) in [0, 1] -> frames with the true centre
+  columns [a, b). With `residual` the sides are a codec's intra prediction
+  from the true centre: its edge columns repeated sideways, plus what the
+  decoder drew beyond the same repetition of its own decoded edge columns
+  (a change under `threshold` in every channel dropped). Where the model
+  extends a flat background the output is exactly the true edge colour,
+  which the tokenizer alone only approximates; what it draws in the sides
+  (a figure entering, a horizon's shading) is added on top."""
+  if residual:
+    out = _paste(frames, edge_sides(frames, a, b), edge_sides(real, a, b), 0,
+                 threshold)
+  else:
+    out = frames.copy()
+  out[..., a:b, :] = real[..., a:b, :]
+  return out
 
 
 def paste_change(frames, still, real, context: int, temporal: int,

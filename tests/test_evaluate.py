@@ -193,6 +193,30 @@ def test_widening_baselines_and_scores_read_the_sides_only():
   np.testing.assert_array_equal(sides, real[..., [0, 1, 2, 7, 8, 9], :])
 
 
+def test_a_widening_pastes_its_sides_onto_the_true_edge_columns():
+  rng = np.random.default_rng(4)
+  real = rng.uniform(size=(2, 3, 4, 10, 3)).astype(np.float32)
+  # The decoder draws its own centre, flat sides in its edge colours, and
+  # one figure in the left side of frame 1.
+  frames = rng.uniform(0.2, 0.8, size=real.shape).astype(np.float32)
+  frames = inference.edge_sides(frames, 3, 7)
+  frames[:, 1, :2, 0] += 0.3
+  out = inference.paste_sides(frames, real, 3, 7, residual=True,
+                              threshold=0.1)
+  edge = inference.edge_sides(real, 3, 7)
+  np.testing.assert_array_equal(out[..., 3:7, :], real[..., 3:7, :])
+  np.testing.assert_allclose(out[:, 0], edge[:, 0], atol=1e-6)
+  np.testing.assert_allclose(out[:, 1, 2:], edge[:, 1, 2:], atol=1e-6)
+  np.testing.assert_allclose(out[:, 1, :2, 0],
+                             np.clip(edge[:, 1, :2, 0] + 0.3, 0, 1), atol=1e-6)
+  np.testing.assert_allclose(out[:, 1, :2, 1:], edge[:, 1, :2, 1:], atol=1e-6)
+  # Without the residual the sides are the decoder's own.
+  out = inference.paste_sides(frames, real, 3, 7, residual=False)
+  np.testing.assert_array_equal(out[..., 3:7, :], real[..., 3:7, :])
+  np.testing.assert_array_equal(out[..., :3, :], frames[..., :3, :])
+  np.testing.assert_array_equal(out[..., 7:, :], frames[..., 7:, :])
+
+
 def test_lpips_and_fvd_plan_scores_generated_frames_and_whole_windows(
     monkeypatch):
   import ml_collections  # pylint: disable=g-import-not-at-top

@@ -210,12 +210,16 @@ class Checkpoints:
             f'no {label} checkpoint in {self.directory}: train it first with '
             f'--mode={label}')
 
+      read = tuple(f'{k}/' for k in abstract_state)
+
       def check(step):
-        # The training state's other parts are not read: only what
-        # inference needs and the checkpoint lacks, or holds in another
-        # shape, is another model.
+        # The training state's other parts (optimiser, raw parameters) are
+        # not read; in the parts read, a parameter the checkpoint lacks,
+        # holds in another shape or has beyond the config's model (a copy
+        # gate, say, that the model would silently drop) is another model.
         bad = [m for m in self.shape_mismatches(abstract_state, step)
-               if not m.endswith('only in the checkpoint')]
+               if not m.endswith('only in the checkpoint')
+               or m.startswith(read)]
         if bad:
           raise ConfigMismatch(
               f'{self.directory} (step {step}) holds another {label} model '

@@ -164,10 +164,30 @@ def run_main(body, argv, folder_flag: str = '--workdir') -> None:
     raise
 
 
+class ConsoleFormatter(std_logging.Formatter):
+  """'23:17:06 stage data' instead of absl's 'I1127 23:17:06.182191
+  140283306728320 main.py:130] stage data': the thread id and source line
+  say nothing to a person watching a run (--verbosity=1 brings them back);
+  a warning or error says which it is."""
+
+  def __init__(self):
+    super().__init__('%(asctime)s %(message)s', '%H:%M:%S')
+
+  def format(self, record):
+    text = super().format(record)
+    if record.levelno >= std_logging.WARNING:
+      time_, rest = text.split(' ', 1)
+      return f'{time_} {record.levelname.lower()}: {rest}'
+    return text
+
+
 def quiet_console() -> None:
   """What an entry point installs first: library chatter and the echoes of
-  a failed save off the console."""
-  absl_logging.get_absl_handler().addFilter(QuietLibraries())
+  a failed save off the console, absl's prefixes shortened."""
+  handler = absl_logging.get_absl_handler()
+  handler.addFilter(QuietLibraries())
+  if not show_traceback():
+    handler.python_handler.setFormatter(ConsoleFormatter())
   sys.unraisablehook = quiet_unraisable(sys.unraisablehook)
   if not show_traceback():
     # The writes a failed async save left pending are collected at exit,

@@ -8,6 +8,7 @@ fix, no traceback unless asked for.
 import errno
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -241,6 +242,33 @@ def test_the_traceback_is_shown_when_asked_for(monkeypatch, capsys):
   assert e.value.code == 1
   err = capsys.readouterr().err
   assert 'Traceback' in err and err.endswith('stage: --config.x=1: must be 2\n')
+
+
+def test_console_lines_carry_the_time_and_message_only(monkeypatch):
+  import logging as std_logging  # pylint: disable=g-import-not-at-top
+  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+  fmt = errors.ConsoleFormatter()
+  info = std_logging.LogRecord('absl', std_logging.INFO, '/x/loop.py', 7,
+                               'step %d/%d', (5, 10), None)
+  assert re.fullmatch(r'\d\d:\d\d:\d\d step 5/10', fmt.format(info))
+  warn = std_logging.LogRecord('absl', std_logging.WARNING, '/x/loop.py', 7,
+                               'slow disk', (), None)
+  assert re.fullmatch(r'\d\d:\d\d:\d\d warning: slow disk',
+                      fmt.format(warn))
+  handler = absl_logging.get_absl_handler().python_handler
+  before, filters = handler.formatter, list(
+      absl_logging.get_absl_handler().filters)
+  monkeypatch.delenv('MIRAI_JAX_TRACEBACK', raising=False)
+  try:
+    errors.quiet_console()
+    assert isinstance(handler.formatter, errors.ConsoleFormatter)
+    handler.setFormatter(before)
+    monkeypatch.setenv('MIRAI_JAX_TRACEBACK', '1')  # absl's own, with lines
+    errors.quiet_console()
+    assert handler.formatter is before
+  finally:
+    handler.setFormatter(before)
+    absl_logging.get_absl_handler().filters[:] = filters
 
 
 def _unwritable(tmp_path):

@@ -57,11 +57,23 @@ def _tokens(seed, b=3):
   return np.random.default_rng(seed).integers(0, V, (b, *GRID))
 
 
+def _copy_gates(params, kernel_scale, bias):
+  """Copy gates set by hand (they start at zero)."""
+  rng = np.random.default_rng(11)
+  old = params['params']['copy_gate']
+  gate = dict(kernel=jnp.asarray(rng.normal(0, kernel_scale,
+                                            old['kernel'].shape)),
+              bias=jnp.broadcast_to(jnp.asarray(bias, jnp.float32),
+                                    old['bias'].shape))
+  return {'params': dict(params['params'], copy_gate=gate)}
+
+
 @pytest.mark.parametrize('task', tasks.TASKS)
 def test_cached_greedy_decoding_equals_uncached(task):
-  model = _model(later=True)  # the end keyframe's tokens read in both
+  # The end keyframe's tokens read in both, and copy gates that act.
+  model = _model(later=True, copy=True)
   order = tasks.make_order(task, GRID, context=2)
-  params = _init(model, order)
+  params = _copy_gates(_init(model, order), 1.0, 0.5)
   feats = _audio(model, params, _pcm(0))
   known = sample.known_sequence(_tokens(0), order)
   for kw in (dict(temperature=0.0), dict(temperature=1.0, top_k=5, top_p=0.9),
@@ -76,6 +88,32 @@ def test_cached_greedy_decoding_equals_uncached(task):
     k = order.num_known
     np.testing.assert_array_equal(a[:, :k], known[:, :k])
     assert (np.asarray(a[:, k:]) >= 0).all() and (np.asarray(a[:, k:]) < V).all()
+
+
+def test_copy_gates_raise_exactly_the_hinted_tokens():
+  order = tasks.make_order('interpolate', GRID, context=2)
+  model, plain = _model(later=True, copy=True), _model(later=True)
+  params = _init(model, order)
+  feats = _audio(model, params, _pcm(8))
+  seq = jnp.asarray(order.to_sequence(_tokens(8)))
+  inputs = transformer_lib.inputs(seq, order, V)
+  above = np.asarray(inputs[3])
+  logits = lambda p, m=model: np.asarray(m.apply(p, *inputs, feats))
+  without = {'params': {k: v for k, v in params['params'].items()
+                        if k != 'copy_gate'}}
+  # At zero (their start) the gates leave the plain model's logits.
+  np.testing.assert_allclose(logits(params), logits(without, plain), atol=1e-6)
+  # Gates of +3 (above) and +5 (later) add exactly that to those tokens.
+  gated = _copy_gates(params, 0.0, [3.0, 5.0])
+  diff = logits(gated) - logits(params)
+  want = np.zeros_like(diff)
+  for j, g in enumerate((3.0, 5.0)):
+    rows = np.nonzero(above[..., j] < V)
+    want[(*rows, above[..., j][rows])] += g
+  np.testing.assert_allclose(diff, want, atol=1e-5)
+  assert (above[..., 1] < V).any() and (above[..., 0] < V).any()
+  with pytest.raises(ValueError, match='copy=True needs `above`'):
+    model.apply(params, jnp.zeros((1, 1, 32)), method=model.logits)
 
 
 @pytest.mark.parametrize('task', ('continue', 'interpolate'))
@@ -550,6 +588,27 @@ def test_inference_from_another_models_checkpoint_is_refused(reference):
     _params(_config(tasks='continue:1,interpolate:1'), reference[0])
   with pytest.raises(checkpoint.ConfigMismatch, match=r'saved \(32,\)'):
     _params(_config(width=48), reference[0])
+
+
+def test_parameters_beyond_the_configs_model_are_refused_too(tmp_path):
+  # A model without copy gates would restore a checkpoint trained with them
+  # and silently drop them; the optimiser's state is never read.
+  w = np.ones((2, 3), np.float32)
+  ckpt = checkpoint.Checkpoints(str(tmp_path / 'ckpt'))
+  ckpt.save(4, {'ema_params': {'head': w, 'copy_gate': w[0]},
+                'opt_state': {'mu': w}})
+  ckpt.wait()
+  ckpt.close()
+  abstract = lambda tree: jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), tree)
+  read = lambda tree: checkpoint.Checkpoints(
+      str(tmp_path / 'ckpt'), partial=True).restore_for_inference(
+          abstract(tree), label='transformer', dataset=None, fix='')
+  with pytest.raises(checkpoint.ConfigMismatch,
+                     match=r'(?s)ema_params/copy_gate: only in the checkpoint'):
+    read({'ema_params': {'head': w}})
+  state, step = read({'ema_params': {'head': w, 'copy_gate': w[0]}})
+  assert step == 4 and set(state['ema_params']) == {'head', 'copy_gate'}
 
 
 def test_task_mixes_are_read_in_order_with_default_weights():

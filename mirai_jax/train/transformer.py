@@ -87,28 +87,30 @@ def loss_chunks(batch: int, tokens: int, codebook: int, chunk: int = 0) -> int:
   return n
 
 
-def cross_entropy(model, params, x, targets, chunks: int):
+def cross_entropy(model, params, x, above, targets, chunks: int):
   """Summed cross-entropy and correct count of `targets` (B, M) given the
-  final hidden states `x` (B, M, width). With chunks > 1 the output layer
-  runs on one slice of the tokens at a time under jax.checkpoint, so only one
-  slice's logits exist at a time, forward and backward."""
-  def one(x, t):
-    logits = model.apply(params, x, method=model.logits)
+  final hidden states `x` (B, M, width) and the inputs' hinted tokens
+  `above` (B, M, 2). With chunks > 1 the output layer runs on one slice of
+  the tokens at a time under jax.checkpoint, so only one slice's logits
+  exist at a time, forward and backward."""
+  def one(x, a, t):
+    logits = model.apply(params, x, a, method=model.logits)
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, t)
     return jnp.sum(ce), jnp.sum(jnp.argmax(logits, -1) == t)
 
   if chunks == 1:
-    return one(x, targets)
+    return one(x, above, targets)
   b, m, d = x.shape
   xs = x.reshape(b, chunks, m // chunks, d).swapaxes(0, 1)
   ts = targets.reshape(b, chunks, m // chunks).swapaxes(0, 1)
+  hs = above.reshape(b, chunks, m // chunks, -1).swapaxes(0, 1)
 
   def body(carry, xt):
     ce, right = jax.checkpoint(one)(*xt)
     return (carry[0] + ce, carry[1] + right), None
 
   (ce, right), _ = jax.lax.scan(body, (jnp.zeros((), jnp.float32),
-                                       jnp.zeros((), jnp.int32)), (xs, ts))
+                                       jnp.zeros((), jnp.int32)), (xs, hs, ts))
   return ce, right
 
 
@@ -124,15 +126,15 @@ def loss_fn(model, params, batch, records, order, starts, use_audio, *,
   if shuffle_audio:  # each clip gets the soundtrack of another clip
     feats = jnp.roll(feats, feats.shape[0] // 2, axis=0)
   seq = order.to_sequence(window(batch['tokens'], starts, frames))
-  x = model.apply(params, *transformer_lib.inputs(seq, order,
-                                                  model.codebook_size),
-                  window(feats, starts, frames), train=train,
+  inputs = transformer_lib.inputs(seq, order, model.codebook_size)
+  x = model.apply(params, *inputs, window(feats, starts, frames), train=train,
                   rngs={'dropout': rng} if train else None, method=model.hidden)
   k = order.num_known
   targets = seq[:, k:]
   n = targets.size
   chunks = loss_chunks(x.shape[0], targets.shape[1], model.codebook_size, chunk)
-  ce, right = cross_entropy(model, params, x[:, k:], targets, chunks)
+  ce, right = cross_entropy(model, params, x[:, k:], inputs[3][:, k:],
+                            targets, chunks)
   return ce / n, right / n
 
 

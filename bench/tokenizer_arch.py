@@ -56,8 +56,9 @@ from mirai_jax.train import tokenizer
 
 _ARCHS = flags.DEFINE_list(
     'archs', ['3d/uniform', '2+1d/uniform', '3d/latent', '2+1d/latent'],
-    'conv/layout[/pP] candidates (pP: tokenizer.patch=P, space-to-depth '
-    'first); 3d/uniform is the architecture before issue 16.')
+    'conv/layout[/pP][/nonorm] candidates (pP: tokenizer.patch=P, '
+    'space-to-depth first; nonorm: tokenizer.norm=none); 3d/uniform is the '
+    'architecture before issue 16.')
 _PARAMS = flags.DEFINE_list('params', ['1.1'], 'Target sizes, millions.')
 _ROUNDS = flags.DEFINE_integer('rounds', 3, 'Interleaved timing rounds.')
 _SECONDS = flags.DEFINE_float('seconds', 120, 'Training time per candidate '
@@ -86,21 +87,30 @@ _VIDEOGPT_THREADS = flags.DEFINE_integer('videogpt_threads', 1,
                                          'torch.set_num_threads for VideoGPT.')
 
 
-def parse(arch: str) -> tuple[str, str, int]:
-  """'2+1d/latent' or '2+1d/latent/p2' -> (conv, layout, patch)."""
-  conv, layout, *patch = arch.split('/')
-  return conv, layout, int(patch[0][1:]) if patch else 1
+def parse(arch: str) -> dict:
+  """'2+1d/latent', '2+1d/latent/p2' or '2+1d/latent/p4/nonorm' -> the
+  tokenizer fields it sets: conv, layout, patch (pP) and norm ('nonorm':
+  none; else group)."""
+  conv, layout, *rest = arch.split('/')
+  out = dict(conv=conv, layout=layout, patch=1, norm='group')
+  for part in rest:
+    if part == 'nonorm':
+      out['norm'] = 'none'
+    elif part[:1] == 'p' and part[1:].isdigit():
+      out['patch'] = int(part[1:])
+    else:
+      raise ValueError(f'--archs: {arch!r} has {part!r}; use pP or nonorm')
+  return out
 
 
 def make_config(arch: str, c: int, codes: int):
-  conv, layout, patch = parse(arch)
   config = demo.get_config()
   config.tokenizer.update(dict(
-      channels=(c, 2 * c, 4 * c), num_res_blocks=_BLOCKS.value, patch=patch,
+      channels=(c, 2 * c, 4 * c), num_res_blocks=_BLOCKS.value,
       spatial=_SPATIAL.value, temporal=_TEMPORAL.value,
-      temporal_kernel=_KT.value, norm='group', quantizer='vq', vq_codes=codes,
+      temporal_kernel=_KT.value, quantizer='vq', vq_codes=codes,
       train_frames=0, batch_size=_BATCH.value, lr=_LR.value, warmup_steps=10,
-      steps=100_000, conv=conv, layout=layout, vq_dim=_VQ_DIM.value))
+      steps=100_000, vq_dim=_VQ_DIM.value, **parse(arch)))
   config.tokenizer.loss.recon = _RECON.value
   return config
 
@@ -176,9 +186,7 @@ class Candidate:
 
   def row(self, **extra) -> dict:
     cfg = self.config.tokenizer
-    conv, layout, patch = parse(self.arch)
-    return dict(conv=conv, layout=layout, patch=patch,
-                channels=list(cfg.channels),
+    return dict(**parse(self.arch), channels=list(cfg.channels),
                 params_m=round(self.params / 1e6, 3), vq_codes=cfg.vq_codes,
                 vq_dim=cfg.vq_dim, recon=cfg.loss.recon, lr=cfg.lr, **extra)
 

@@ -196,7 +196,7 @@ def _rules() -> dict[str, Callable[[Any], Optional[str]]]:
       'transformer.width': COUNT, 'transformer.depth': COUNT,
       'transformer.heads': COUNT, 'transformer.mlp_ratio': POSITIVE,
       'transformer.dropout': UNIT, 'transformer.audio_channels': COUNT,
-      'transformer.copy': _bool,
+      'transformer.copy_hints': _bool,
       'transformer.audio_layers': NONNEG,
       'transformer.audio_dropout': Number(0, 1),
       'transformer.attention': OneOf(attention.IMPLEMENTATIONS),

@@ -194,7 +194,7 @@ def test_the_loss_in_chunks_equals_the_loss_at_once():
   assert train_transformer.loss_chunks(64, 1024, 15360) == 8  # 512 MB each
   assert train_transformer.loss_chunks(16, 256, 1000) == 1  # the demo
   # With the copy gates the chunks carry each token's hints too.
-  model, params, seq = _setup(order, copy=True)
+  model, params, seq = _setup(order, copy_hints=True)
   params = _random_copy_gates(params)
   (l0, r0), g0 = _loss_and_grads(model, params, seq, order)
   (l1, r1), g1 = _loss_and_grads(model, params, seq, order, chunk=8)

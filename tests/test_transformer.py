@@ -71,7 +71,7 @@ def _copy_gates(params, kernel_scale, bias):
 @pytest.mark.parametrize('task', tasks.TASKS)
 def test_cached_greedy_decoding_equals_uncached(task):
   # The end keyframe's tokens read in both, and copy gates that act.
-  model = _model(later=True, copy=True)
+  model = _model(later=True, copy_hints=True)
   order = tasks.make_order(task, GRID, context=2)
   params = _copy_gates(_init(model, order), 1.0, 0.5)
   feats = _audio(model, params, _pcm(0))
@@ -92,7 +92,7 @@ def test_cached_greedy_decoding_equals_uncached(task):
 
 def test_copy_gates_raise_exactly_the_hinted_tokens():
   order = tasks.make_order('interpolate', GRID, context=2)
-  model, plain = _model(later=True, copy=True), _model(later=True)
+  model, plain = _model(later=True, copy_hints=True), _model(later=True)
   params = _init(model, order)
   feats = _audio(model, params, _pcm(8))
   seq = jnp.asarray(order.to_sequence(_tokens(8)))
@@ -112,7 +112,7 @@ def test_copy_gates_raise_exactly_the_hinted_tokens():
     want[(*rows, above[..., j][rows])] += g
   np.testing.assert_allclose(diff, want, atol=1e-5)
   assert (above[..., 1] < V).any() and (above[..., 0] < V).any()
-  with pytest.raises(ValueError, match='copy=True needs `above`'):
+  with pytest.raises(ValueError, match='copy_hints=True needs `above`'):
     model.apply(params, jnp.zeros((1, 1, 32)), method=model.logits)
 
 

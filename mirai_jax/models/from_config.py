@@ -46,7 +46,7 @@ def transformer(config, grid, codebook_size: int
       mlp_ratio=cfg.mlp_ratio, dropout=cfg.dropout,
       audio_channels=cfg.audio_channels, audio_layers=cfg.audio_layers,
       dtype=dtype, remat=cfg.get('remat', 'none'), unroll=cfg.get('unroll', 1),
-      later='interpolate' in task_weights(config), copy=cfg.copy,
+      later='interpolate' in task_weights(config), copy_hints=cfg.copy_hints,
       attention=attention_lib.resolve(
           cfg.get('attention', 'auto'), dtype=dtype,
           head_dim=cfg.width // cfg.heads, length=cfg.frames * h * w))

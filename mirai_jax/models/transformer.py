@@ -131,7 +131,7 @@ class Transformer(nn.Module):
   later: bool = False  # read the later token of `above` (tasks.later_index)
   # A learned bias towards copying the tokens of `above` (pointer-generator
   # style): one gate per hinted token, a function of the final hidden state.
-  copy: bool = False
+  copy_hints: bool = False
 
   def setup(self):
     init = nn.initializers.normal(0.02)
@@ -173,12 +173,13 @@ class Transformer(nn.Module):
                      self.attention)
     self.norm = nn.LayerNorm(dtype=self.dtype)
     self.head = nn.Dense(self.codebook_size, dtype=self.dtype)
-    if self.copy:
+    if self.copy_hints:
       # Most tokens of a video repeat the one at their place a step earlier
       # (or, between keyframes, the end keyframe's); the head must otherwise
-      # learn that from the hint embeddings alone, and in 400 steps it held
-      # the end keyframe's token at 80 % of the places that showed it. Zero
-      # at first: training starts from the plain head.
+      # learn to turn a hint's embedding back into the same code. With the
+      # gates the demo's 400 steps reach a validation loss of 0.683 instead
+      # of 0.756 (README, Stage 3). Zero at first: training starts from the
+      # plain head.
       self.copy_gate = nn.Dense(2 if self.later else 1, dtype=self.dtype,
                                 kernel_init=nn.initializers.zeros)
 
@@ -199,15 +200,15 @@ class Transformer(nn.Module):
 
   def logits(self, x, above=None):
     """Final hidden states (..., width) and their inputs' `above` (..., 2)
-    -> float32 logits (..., codebook). With `copy`, each hinted token's
+    -> float32 logits (..., codebook). With `copy_hints`, each hinted token's
     logit gains its gate (no token is hinted where `above` holds BOS)."""
     h = self.norm(x)
     out = self.head(h).astype(jnp.float32)
-    if not self.copy:
+    if not self.copy_hints:
       return out
     if above is None:
-      raise ValueError('a Transformer with copy=True needs `above` for its '
-                       'logits')
+      raise ValueError('a Transformer with copy_hints=True needs `above` '
+                       'for its logits')
     gates = self.copy_gate(h).astype(jnp.float32)
     codes = jnp.arange(self.codebook_size)
     for j in range(gates.shape[-1]):

@@ -186,10 +186,9 @@ def quiet_console() -> None:
   a failed save off the console, absl's prefixes shortened."""
   handler = absl_logging.get_absl_handler()
   handler.addFilter(QuietLibraries())
-  if not show_traceback():
-    handler.python_handler.setFormatter(ConsoleFormatter())
   sys.unraisablehook = quiet_unraisable(sys.unraisablehook)
   if not show_traceback():
+    handler.python_handler.setFormatter(ConsoleFormatter())
     # The writes a failed async save left pending are collected at exit,
     # after the one line that reported the save's error.
     warnings.filterwarnings('ignore', category=RuntimeWarning,

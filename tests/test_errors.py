@@ -259,6 +259,8 @@ def test_console_lines_carry_the_time_and_message_only(monkeypatch):
   before, filters = handler.formatter, list(
       absl_logging.get_absl_handler().filters)
   monkeypatch.delenv('MIRAI_JAX_TRACEBACK', raising=False)
+  # quiet_console also wraps this hook: restored after the test.
+  monkeypatch.setattr(sys, 'unraisablehook', sys.unraisablehook)
   try:
     errors.quiet_console()
     assert isinstance(handler.formatter, errors.ConsoleFormatter)

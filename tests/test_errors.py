@@ -47,6 +47,7 @@ def _config(path='configs/demo.py', arg=None, **fields):
 
 @pytest.mark.parametrize('path,arg', [('configs/demo.py', None),
                                       ('configs/demo.py', 'long'),
+                                      ('configs/demo.py', 'wide'),
                                       ('configs/kny.py', None)])
 def test_the_shipped_configs_pass_and_every_field_has_a_rule(path, arg):
   config = _config(path, arg)

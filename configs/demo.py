@@ -56,7 +56,7 @@ def get_config(arg: str = ''):
     # shows"): 400 steps learn more at twice the learning rate and without
     # dropout; the frames are the expected drawings where the model is
     # unsure, and the tokenizer's error around a changed token is not
-    # pasted. The wide demo's 400 steps on the same episodes take the same.
+    # pasted. The wide demo takes the same, not chosen again for its mix.
     c.transformer.update(lr=2e-3, dropout=0.0)
     c.sample.decode = 'mean'
     c.evaluate.paste_threshold = 0.2

@@ -98,8 +98,9 @@ def transformer(**overrides) -> ml_collections.ConfigDict:
       width=128, depth=4, heads=4, mlp_ratio=4, dropout=0.1,
       # A learned gate per predicted token towards copying the token at its
       # place one step earlier (and, in-betweening, the end keyframe's):
-      # models/transformer.py `copy_hints`. The demo's continuation: 19.3 % below
-      # copy-last with it, 11.4 % without (README, "What the demo shows").
+      # models/transformer.py `copy_hints`. The demo's continuation: 19.3 %
+      # below copy-last with it, 11.4 % without (README, "What the demo
+      # shows").
       copy_hints=True,
       audio_channels=64, audio_layers=2,
       audio_dropout=0.2,  # clips trained without sound, for the no-audio mode

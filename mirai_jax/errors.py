@@ -164,6 +164,27 @@ def run_main(body, argv, folder_flag: str = '--workdir') -> None:
     raise
 
 
+def parse_flags(argv):
+  """absl's flag parsing (app.run's flags_parser), except that a
+  --config.FIELD override naming no field fails in one line (exit 1)
+  instead of ml_collections' traceback; values that do not parse already
+  get absl's one line."""
+  try:
+    return app.parse_flags_with_usage(argv)
+  except (AttributeError, KeyError) as e:
+    if show_traceback():
+      raise
+    inner = e  # ConfigDict raises AttributeError(KeyError(message))
+    while isinstance(inner, BaseException) and inner.args:
+      inner = inner.args[0]
+    name, _, hint = str(inner).partition('\n')
+    hint = f' ({hint})' if hint else ''
+    print(f'FATAL Flags parsing error: a --config override names no field '
+          f'{name}{hint}; see the config file for the fields',
+          file=sys.stderr)
+    sys.exit(1)
+
+
 class ConsoleFormatter(std_logging.Formatter):
   """'23:17:06 stage data' instead of absl's 'I1127 23:17:06.182191
   140283306728320 main.py:130] stage data': the thread id and source line

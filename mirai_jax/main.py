@@ -147,4 +147,4 @@ def _main(argv):
 
 if __name__ == '__main__':
   flags.mark_flags_as_required(['config'])
-  app.run(main)
+  app.run(main, flags_parser=errors.parse_flags)

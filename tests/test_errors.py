@@ -331,6 +331,21 @@ def test_a_wrong_field_stops_main_in_a_few_lines(tmp_path):
   assert not workdir.exists()  # nothing ran
 
 
+def test_an_override_naming_no_field_stops_main_in_one_line(tmp_path):
+  workdir = tmp_path / 'work'
+  for override, line in [
+      ('--config.transformer.stepz=3', "a --config override names no field "
+       "'stepz' (Did you mean \"steps\" instead of \"stepz\"?); see the "
+       'config file for the fields'),
+      ('--config.nope.x=1', "a --config override names no field 'nope'; "
+       'see the config file for the fields')]:
+    proc = _main(f'--workdir={workdir}', override)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f'FATAL Flags parsing error: {line}']
+  assert not workdir.exists()
+
+
 def test_verbosity_adds_the_traceback_and_a_file_is_no_workdir(tmp_path):
   afile = tmp_path / 'afile'
   afile.write_text('x')

@@ -165,12 +165,18 @@ def run_main(body, argv, folder_flag: str = '--workdir') -> None:
 
 
 def parse_flags(argv):
-  """absl's flag parsing (app.run's flags_parser), except that a
-  --config.FIELD override naming no field fails in one line (exit 1)
-  instead of ml_collections' traceback; values that do not parse already
-  get absl's one line."""
+  """absl's flag parsing (app.run's flags_parser), with every mistake in
+  --config in one line (exit 1) where ml_collections printed a traceback:
+  a config file that is missing or does not compile, a get_config that
+  raises, an override naming no field."""
+  config = _flag_value(argv, 'config')
+  if config and not show_traceback():
+    path = config.split(':', 1)[0]
+    if not os.path.isfile(path):
+      _fatal(f'--config={config}: no config file {path} (from '
+             f'{os.getcwd()}); the shipped ones are in configs/')
   try:
-    return app.parse_flags_with_usage(argv)
+    return flags.FLAGS(argv)
   except (AttributeError, KeyError) as e:
     if show_traceback():
       raise
@@ -179,10 +185,55 @@ def parse_flags(argv):
       inner = inner.args[0]
     name, _, hint = str(inner).partition('\n')
     hint = f' ({hint})' if hint else ''
-    print(f'FATAL Flags parsing error: a --config override names no field '
-          f'{name}{hint}; see the config file for the fields',
-          file=sys.stderr)
-    sys.exit(1)
+    _fatal(f'a --config override names no field {name}{hint}; see the '
+           'config file for the fields')
+  except SyntaxError as e:
+    if show_traceback():
+      raise
+    _fatal(f'--config={config}: {e.filename}, line {e.lineno}: {e.msg}')
+  except flags.Error as e:
+    _flags_error(e)
+  except Exception as e:  # pylint: disable=broad-except
+    # The config file's own code raised (at import or in get_config): the
+    # line in that file that did is what its author needs.
+    if show_traceback() or not config:
+      raise
+    path = os.path.abspath(config.split(':', 1)[0])
+    where = [f for f in traceback.extract_tb(e.__traceback__)
+             if os.path.abspath(f.filename) == path]
+    line = f', line {where[-1].lineno}' if where else ''
+    _fatal(f'--config={config}: {type(e).__name__}: {e} (config file '
+           f'{config.split(":", 1)[0]}{line}; MIRAI_JAX_TRACEBACK=1 shows the '
+           'traceback)')
+
+
+def _flags_error(e: BaseException) -> None:
+  """absl's one line, where ml_collections puts the whole traceback of a
+  get_config that raised into the message: its first line names the flag,
+  its last the error."""
+  lines = [x.strip() for x in str(e).splitlines() if x.strip()]
+  if len(lines) > 2 and not show_traceback():
+    lines = [f'{lines[0].rstrip(":")}: {lines[-1]}']
+  _fatal('\n'.join(lines) + '\nPass --helpshort or --helpfull to see help '
+         'on flags.')
+
+
+def _flag_value(argv, name: str) -> Optional[str]:
+  """The last --name=V or --name V in argv (absl: the last one wins)."""
+  value = None
+  for i, arg in enumerate(argv[1:], 1):
+    if arg == '--':
+      break
+    if arg.startswith(f'--{name}='):
+      value = arg.split('=', 1)[1]
+    elif arg == f'--{name}' and i + 1 < len(argv):
+      value = argv[i + 1]
+  return value
+
+
+def _fatal(message: str) -> None:
+  print(f'FATAL Flags parsing error: {message}', file=sys.stderr)
+  sys.exit(1)
 
 
 class ConsoleFormatter(std_logging.Formatter):

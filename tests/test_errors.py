@@ -346,6 +346,31 @@ def test_an_override_naming_no_field_stops_main_in_one_line(tmp_path):
   assert not workdir.exists()
 
 
+def test_a_config_file_that_does_not_load_stops_main_in_one_line(tmp_path):
+  workdir = tmp_path / 'work'
+  broken = {'syntax.py': 'def get_config(:\n',
+            'imports.py': 'import no_such_module\n',
+            'raises.py': 'def get_config():\n  return 1 / 0\n'}
+  for name, text in broken.items():
+    (tmp_path / name).write_text(text)
+  for config, says in [
+      (tmp_path / 'missing.py', 'no config file'),
+      ('configs/demo.py:nope', "ValueError: configs/demo.py takes '', "
+       "'long' or 'wide' after a colon, got 'nope'"),
+      (tmp_path / 'syntax.py', 'line 1: invalid syntax'),
+      (tmp_path / 'imports.py', "No module named 'no_such_module' (config "
+       f'file {tmp_path / "imports.py"}, line 1;'),
+      (tmp_path / 'raises.py', 'ZeroDivisionError: division by zero (config '
+       f'file {tmp_path / "raises.py"}, line 2;')]:
+    proc = _main(f'--workdir={workdir}', f'--config={config}')
+    assert proc.returncode == 1, proc.stderr
+    assert 'Traceback' not in proc.stderr, proc.stderr
+    first = proc.stderr.strip().splitlines()[0]
+    assert first.startswith(f'FATAL Flags parsing error: ') and says in first
+    assert str(config).split(':')[0] in first
+  assert not workdir.exists()
+
+
 def test_verbosity_adds_the_traceback_and_a_file_is_no_workdir(tmp_path):
   afile = tmp_path / 'afile'
   afile.write_text('x')

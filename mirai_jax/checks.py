@@ -244,6 +244,7 @@ _SYNTHETIC = {
     'data.synthetic.seconds': POSITIVE,
     'data.synthetic.height': Number(16, integer=True),
     'data.synthetic.width': Number(16, integer=True),
+    'data.synthetic.scenery': _bool,
 }
 
 

@@ -310,7 +310,8 @@ def run(config, workdir: str) -> tfds.core.DatasetBuilder:
     local = storage.cache_path(episodes) if storage.is_url(episodes) else episodes
     paths = synthetic.write_episodes(local, syn.num_episodes,
                                      seconds=syn.seconds, height=syn.height,
-                                     width=syn.width, seed=syn.seed)
+                                     width=syn.width, seed=syn.seed,
+                                     scenery=syn.scenery)
     if local != episodes:
       for suffix in ('', '_truth'):
         storage.upload(local + suffix, episodes + suffix, append_only=True)

@@ -5,7 +5,11 @@ separated by hard cuts. A shot has flat colours with dark outlines, drawings
 held on twos, a prop that moves at a steady speed (predictable from past
 frames) and a talking character whose mouth opening follows the loudness of
 the speech-like sound in the soundtrack (predictable only from audio), plus
-blinks. The per-frame ground truth (cuts, mouth opening, mouth box, blinks)
+blinks. With `scenery` the background has trees and clouds on a strip wider
+than the frame, and half the shots pan across it on ones (the cels held on
+twos in front, as in anime): content that enters the frame, and the
+widened sides of a 16:9 frame, can be seen in the frames before or after.
+The per-frame ground truth (cuts, mouth opening, mouth box, blinks, pans)
 is written as JSON so tests and evaluation can check against it;
 `read_truth` and `mouth_boxes` read it back in clip pixels (evaluate's
 mouth MSE).
@@ -35,6 +39,9 @@ _SKIN = [(250, 220, 190), (230, 190, 150), (200, 150, 110)]
 _SHIRT = [(220, 60, 60), (60, 90, 200), (240, 200, 40), (120, 60, 160),
           (40, 160, 120)]
 _PROP = [(250, 120, 30), (240, 240, 240), (200, 40, 120), (40, 40, 200)]
+_LEAVES = [(40, 120, 50), (80, 160, 60), (30, 90, 80), (150, 170, 50)]
+_TRUNK, _CLOUD = (110, 75, 45), (245, 245, 250)
+_CEL_KEY = np.array([255, 0, 255], np.uint8)
 
 
 @dataclasses.dataclass
@@ -101,10 +108,39 @@ class _Canvas:
     self.img[inside] = color
 
 
+def _background(rng, height: int, width: int, horizon: int, sky, ground,
+                s: float, scenery: bool) -> np.ndarray:
+  """(height, width, 3): sky over ground, with trees along the horizon and
+  clouds when `scenery`."""
+  canvas = _Canvas(height, width)
+  img = canvas.img
+  img[:horizon] = sky
+  img[horizon:] = ground
+  img[horizon - 1:horizon + 2] = OUTLINE
+  if scenery:
+    x = rng.uniform(-40, 40) * s
+    while x < width + 40 * s:
+      cy, r = rng.uniform(0.12, 0.35) * height, rng.uniform(12, 26) * s
+      canvas.ellipse(x + rng.uniform(0, 50) * s, cy, 2.2 * r, r, _CLOUD)
+      x += rng.uniform(90, 200) * s
+    x = rng.uniform(0, 60) * s
+    while x < width + 40 * s:
+      top, r = horizon - rng.uniform(18, 40) * s, rng.uniform(9, 16) * s
+      canvas.rect(x - 3 * s, top, x + 3 * s, horizon + 4 * s, _TRUNK)
+      canvas.ellipse(x, top - 0.6 * r, r, 1.3 * r,
+                     _LEAVES[rng.integers(len(_LEAVES))])
+      x += rng.uniform(30, 110) * s
+  return img.copy()
+
+
 def render_episode(seed: int, seconds: float = 24.0, height: int = 240,
                    width: int = 320, fps: fractions.Fraction = FPS,
-                   sample_rate: int = 48000) -> Episode:
-  """Renders one episode in memory (deterministic for a given seed)."""
+                   sample_rate: int = 48000, scenery: bool = False
+                   ) -> Episode:
+  """Renders one episode in memory (deterministic for a given seed).
+
+  `scenery`: trees and clouds in the background, and a camera pan (2-6
+  pixels per frame at height 240, either way) in half the shots."""
   rng = np.random.default_rng(seed)
   n = int(round(seconds * fps))
   seconds = float(n / fps)
@@ -124,8 +160,8 @@ def render_episode(seed: int, seconds: float = 24.0, height: int = 240,
   frames = np.zeros((n, height, width, 3), np.uint8)
   mouth_open = np.zeros(n, np.float32)
   blink = np.zeros(n, bool)
-  mouth_box, prop_speed = [], []
-  canvas = _Canvas(height, width)
+  mouth_box, prop_speed, pan_speed = [], [], []
+  canvas, cel = _Canvas(height, width), None
   s = min(height, width) / 240.0  # drawings scale with the frame
   for shot, (a, b) in enumerate(bounds):
     sky, ground = _SKY[rng.integers(len(_SKY))], _GROUND[rng.integers(len(_GROUND))]
@@ -145,16 +181,24 @@ def render_episode(seed: int, seconds: float = 24.0, height: int = 240,
     mouth_box.append([int(cx - mw - 3), int(my - mh - 3), int(cx + mw + 4),
                       int(my + mh + 4)])
     prop_speed.append(float(vx))
+    # Drawn after the shot's other draws, so that an episode without
+    # scenery is the same as before the option existed.
+    cam = (rng.choice([-1, 1]) * rng.uniform(2.0, 6.0) * s
+           if scenery and rng.random() < 0.5 else 0.0)
+    pan_speed.append(float(cam))
+    strip = _background(rng, height, width + int(np.ceil(abs(cam) * (b - a)))
+                        + 1, horizon, sky, ground, s, scenery)
     for k in range(a, b):
+      # The background pans on ones (its own offset every frame); the cels
+      # in front are held on twos. Panning left, the strip moves right.
+      x0 = int(round(abs(cam) * (k - a if cam > 0 else b - 1 - k)))
+      back = strip[:, x0:x0 + width]
       drawing = a + ((k - a) // 2) * 2  # held on twos
       if drawing != k:
-        frames[k] = frames[k - 1]
+        frames[k] = np.where(cel, canvas.img, back)
         mouth_open[k], blink[k] = mouth_open[k - 1], blink[k - 1]
         continue
-      img = canvas.img
-      img[:horizon] = sky
-      img[horizon:] = ground
-      img[horizon - 1:horizon + 2] = OUTLINE
+      canvas.img[:] = _CEL_KEY  # cels on a key colour no palette uses
       canvas.rect(cx - 40 * s, cy + head_r * 0.8, cx + 40 * s, height + 10, shirt)
       x = (px + vx * (k - a)) % (width + 4 * pr) - 2 * pr
       canvas.ellipse(x, py, pr, pr, prop)
@@ -168,7 +212,8 @@ def render_episode(seed: int, seconds: float = 24.0, height: int = 240,
           canvas.ellipse(cx + ex * head_r, cy - 8 * s, 5 * s, 8 * s, OUTLINE, outline=0)
       opening = float(np.clip(loud[k] * 1.6, 0.0, 1.0))
       canvas.ellipse(cx, my, mw, 1.5 * s + opening * mh, (120, 30, 40), outline=2.5)
-      frames[k] = img
+      cel = (canvas.img != _CEL_KEY).any(-1, keepdims=True)
+      frames[k] = np.where(cel, canvas.img, back)
       mouth_open[k], blink[k] = opening, closed
 
   pan = np.clip(rng.uniform(0.3, 0.7), 0, 1)
@@ -179,14 +224,16 @@ def render_episode(seed: int, seconds: float = 24.0, height: int = 240,
       num_frames=n,
       height=height, width=width, sample_rate=sample_rate, cuts=cuts,
       shots=[list(x) for x in bounds], mouth_box=mouth_box,
-      prop_speed=prop_speed, mouth_open=[round(float(x), 4) for x in mouth_open],
+      prop_speed=prop_speed, scenery=bool(scenery), pan_speed=pan_speed,
+      mouth_open=[round(float(x), 4) for x in mouth_open],
       blink=[int(x) for x in blink])
   return Episode(frames, audio, sample_rate, fps, truth)
 
 
 def write_episodes(out_dir: str, num_episodes: int, *, seconds: float = 24.0,
                    height: int = 240, width: int = 320, seed: int = 0,
-                   truth_dir: Optional[str] = None) -> list[str]:
+                   truth_dir: Optional[str] = None, scenery: bool = False
+                   ) -> list[str]:
   """Writes ep000.mp4, ep001.mp4, ... (and their ground truth as JSON).
 
   Episodes already there with the same parameters are kept, so a rerun is
@@ -203,9 +250,10 @@ def write_episodes(out_dir: str, num_episodes: int, *, seconds: float = 24.0,
     truth_path = os.path.join(truth_dir, f'ep{i:03d}.json')
     paths.append(path)
     if os.path.exists(path) and _same_truth(truth_path, seed * 1000 + i,
-                                            seconds, height, width):
+                                            seconds, height, width, scenery):
       continue
-    ep = render_episode(seed * 1000 + i, seconds, height, width)
+    ep = render_episode(seed * 1000 + i, seconds, height, width,
+                        scenery=scenery)
     video_io.write_video(path, ep.frames, ep.fps, ep.audio, ep.sample_rate)
     with open(truth_path + '.tmp', 'w') as f:
       json.dump(ep.truth, f)
@@ -214,7 +262,7 @@ def write_episodes(out_dir: str, num_episodes: int, *, seconds: float = 24.0,
 
 
 def _same_truth(path: str, seed: int, seconds: float, height: int,
-                width: int) -> bool:
+                width: int, scenery: bool) -> bool:
   try:
     with open(path) as f:
       t = json.load(f)
@@ -222,7 +270,8 @@ def _same_truth(path: str, seed: int, seconds: float, height: int,
     return False
   n = int(round(seconds * FPS))
   return (t.get('seed'), t.get('num_frames'), t.get('height'),
-          t.get('width')) == (seed, n, height, width)
+          t.get('width'), t.get('scenery', False)) == (seed, n, height, width,
+                                                       scenery)
 
 
 def mouth_boxes(truth: dict, spec: dict, start: int, count: int) -> np.ndarray:

@@ -245,6 +245,7 @@ _SYNTHETIC = {
     'data.synthetic.height': Number(16, integer=True),
     'data.synthetic.width': Number(16, integer=True),
     'data.synthetic.scenery': _bool,
+    'data.synthetic.hills': _bool,
 }
 
 

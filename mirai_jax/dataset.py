@@ -311,7 +311,7 @@ def run(config, workdir: str) -> tfds.core.DatasetBuilder:
     paths = synthetic.write_episodes(local, syn.num_episodes,
                                      seconds=syn.seconds, height=syn.height,
                                      width=syn.width, seed=syn.seed,
-                                     scenery=syn.scenery)
+                                     scenery=syn.scenery, hills=syn.hills)
     if local != episodes:
       for suffix in ('', '_truth'):
         storage.upload(local + suffix, episodes + suffix, append_only=True)

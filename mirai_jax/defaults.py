@@ -44,7 +44,8 @@ def data(**overrides) -> ml_collections.ConfigDict:
           seconds=12.0, height=240, width=320, seed=0,
           # True: trees and clouds, and camera pans in half the shots
           # (mirai_jax/build/synthetic.py).
-          scenery=False),
+          scenery=False,
+          hills=False),  # True: the horizon rolling hills, not straight
       data_dir='',  # '' = <workdir>/tensorflow_datasets
       builder_config='64x64_t20',  # mirai_jax/build/clips.py NAMED
       split_file='',  # '' = stable hash of file names (synthetic: fixed)

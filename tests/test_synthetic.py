@@ -1,5 +1,5 @@
-"""The demo's synthetic episodes: scenery and camera pans (the wide demo's
-true sides)."""
+"""The demo's synthetic episodes: scenery, camera pans and hills (what a
+widened frame's sides can hold)."""
 
 import json
 import os
@@ -52,6 +52,20 @@ def test_scenery_draws_trees_and_plain_episodes_have_none():
   assert has_trunk(synthetic.render_episode(0, 4.0, 120, 160, scenery=True))
 
 
+def test_hills_roll_the_horizon_and_plain_episodes_keep_it_straight():
+  def horizon_rows(ep):
+    """The first row of ground (or of its outline) in each column, under
+    the sky, of the first frame's left quarter (where no cel is drawn)."""
+    frame = ep.frames[0].astype(int)
+    sky = frame[0, 0]
+    w = frame.shape[1] // 4
+    return np.argmax((frame[:, :w] != sky).any(-1), axis=0)
+  flat = horizon_rows(synthetic.render_episode(1, 2.0, 240, 426))
+  hilly = horizon_rows(synthetic.render_episode(1, 2.0, 240, 426, hills=True))
+  assert flat.max() - flat.min() <= 1
+  assert hilly.max() - hilly.min() >= 4  # 8-22 + 2-6 pixel waves
+
+
 def test_episodes_are_rendered_again_when_scenery_changes(tmp_path):
   out = str(tmp_path / 'eps')
   (path,) = synthetic.write_episodes(out, 1, seconds=1.0, height=64, width=64)
@@ -63,3 +77,7 @@ def test_episodes_are_rendered_again_when_scenery_changes(tmp_path):
                            scenery=True)
   with open(truth) as f:
     assert json.load(f)['scenery'] is True
+  synthetic.write_episodes(out, 1, seconds=1.0, height=64, width=64,
+                           scenery=True, hills=True)
+  with open(truth) as f:
+    assert json.load(f)['hills'] is True

@@ -109,14 +109,24 @@ class _Canvas:
 
 
 def _background(rng, height: int, width: int, horizon: int, sky, ground,
-                s: float, scenery: bool) -> np.ndarray:
+                s: float, scenery: bool, hills: bool) -> np.ndarray:
   """(height, width, 3): sky over ground, with trees along the horizon and
-  clouds when `scenery`."""
+  clouds when `scenery`, the horizon rolling hills when `hills`."""
   canvas = _Canvas(height, width)
   img = canvas.img
-  img[:horizon] = sky
-  img[horizon:] = ground
-  img[horizon - 1:horizon + 2] = OUTLINE
+  line = np.full(width, float(horizon))  # the horizon's row at each column
+  if hills:  # two waves: a long swell and a shorter ripple on it
+    x = np.arange(width)
+    for amp, period in (((8, 22), (150, 400)), ((2, 6), (60, 150))):
+      line += rng.uniform(*amp) * s * np.sin(
+          2 * np.pi * x / (rng.uniform(*period) * s) + rng.uniform(0, 2 * np.pi))
+    img[:] = np.where((canvas.yy >= line)[..., None], np.uint8(ground),
+                      np.uint8(sky))
+    img[np.abs(canvas.yy - line) <= 1.5] = OUTLINE
+  else:
+    img[:horizon] = sky
+    img[horizon:] = ground
+    img[horizon - 1:horizon + 2] = OUTLINE
   if scenery:
     x = rng.uniform(-40, 40) * s
     while x < width + 40 * s:
@@ -125,8 +135,9 @@ def _background(rng, height: int, width: int, horizon: int, sky, ground,
       x += rng.uniform(90, 200) * s
     x = rng.uniform(0, 60) * s
     while x < width + 40 * s:
-      top, r = horizon - rng.uniform(18, 40) * s, rng.uniform(9, 16) * s
-      canvas.rect(x - 3 * s, top, x + 3 * s, horizon + 4 * s, _TRUNK)
+      foot = line[int(np.clip(x, 0, width - 1))]
+      top, r = foot - rng.uniform(18, 40) * s, rng.uniform(9, 16) * s
+      canvas.rect(x - 3 * s, top, x + 3 * s, foot + 4 * s, _TRUNK)
       canvas.ellipse(x, top - 0.6 * r, r, 1.3 * r,
                      _LEAVES[rng.integers(len(_LEAVES))])
       x += rng.uniform(30, 110) * s
@@ -135,12 +146,14 @@ def _background(rng, height: int, width: int, horizon: int, sky, ground,
 
 def render_episode(seed: int, seconds: float = 24.0, height: int = 240,
                    width: int = 320, fps: fractions.Fraction = FPS,
-                   sample_rate: int = 48000, scenery: bool = False
-                   ) -> Episode:
+                   sample_rate: int = 48000, scenery: bool = False,
+                   hills: bool = False) -> Episode:
   """Renders one episode in memory (deterministic for a given seed).
 
   `scenery`: trees and clouds in the background, and a camera pan (2-6
-  pixels per frame at height 240, either way) in half the shots."""
+  pixels per frame at height 240, either way) in half the shots.
+  `hills`: the horizon rolling hills instead of a straight line (a widened
+  frame's sides continue its curve, which edge replication flattens)."""
   rng = np.random.default_rng(seed)
   n = int(round(seconds * fps))
   seconds = float(n / fps)
@@ -187,7 +200,7 @@ def render_episode(seed: int, seconds: float = 24.0, height: int = 240,
            if scenery and rng.random() < 0.5 else 0.0)
     pan_speed.append(float(cam))
     strip = _background(rng, height, width + int(np.ceil(abs(cam) * (b - a)))
-                        + 1, horizon, sky, ground, s, scenery)
+                        + 1, horizon, sky, ground, s, scenery, hills)
     for k in range(a, b):
       # The background pans on ones (its own offset every frame); the cels
       # in front are held on twos. Panning left, the strip moves right.
@@ -224,7 +237,8 @@ def render_episode(seed: int, seconds: float = 24.0, height: int = 240,
       num_frames=n,
       height=height, width=width, sample_rate=sample_rate, cuts=cuts,
       shots=[list(x) for x in bounds], mouth_box=mouth_box,
-      prop_speed=prop_speed, scenery=bool(scenery), pan_speed=pan_speed,
+      prop_speed=prop_speed, scenery=bool(scenery), hills=bool(hills),
+      pan_speed=pan_speed,
       mouth_open=[round(float(x), 4) for x in mouth_open],
       blink=[int(x) for x in blink])
   return Episode(frames, audio, sample_rate, fps, truth)
@@ -232,8 +246,8 @@ def render_episode(seed: int, seconds: float = 24.0, height: int = 240,
 
 def write_episodes(out_dir: str, num_episodes: int, *, seconds: float = 24.0,
                    height: int = 240, width: int = 320, seed: int = 0,
-                   truth_dir: Optional[str] = None, scenery: bool = False
-                   ) -> list[str]:
+                   truth_dir: Optional[str] = None, scenery: bool = False,
+                   hills: bool = False) -> list[str]:
   """Writes ep000.mp4, ep001.mp4, ... (and their ground truth as JSON).
 
   Episodes already there with the same parameters are kept, so a rerun is
@@ -250,10 +264,11 @@ def write_episodes(out_dir: str, num_episodes: int, *, seconds: float = 24.0,
     truth_path = os.path.join(truth_dir, f'ep{i:03d}.json')
     paths.append(path)
     if os.path.exists(path) and _same_truth(truth_path, seed * 1000 + i,
-                                            seconds, height, width, scenery):
+                                            seconds, height, width, scenery,
+                                            hills):
       continue
     ep = render_episode(seed * 1000 + i, seconds, height, width,
-                        scenery=scenery)
+                        scenery=scenery, hills=hills)
     video_io.write_video(path, ep.frames, ep.fps, ep.audio, ep.sample_rate)
     with open(truth_path + '.tmp', 'w') as f:
       json.dump(ep.truth, f)
@@ -262,7 +277,7 @@ def write_episodes(out_dir: str, num_episodes: int, *, seconds: float = 24.0,
 
 
 def _same_truth(path: str, seed: int, seconds: float, height: int,
-                width: int, scenery: bool) -> bool:
+                width: int, scenery: bool, hills: bool) -> bool:
   try:
     with open(path) as f:
       t = json.load(f)
@@ -270,8 +285,8 @@ def _same_truth(path: str, seed: int, seconds: float, height: int,
     return False
   n = int(round(seconds * FPS))
   return (t.get('seed'), t.get('num_frames'), t.get('height'),
-          t.get('width'), t.get('scenery', False)) == (seed, n, height, width,
-                                                       scenery)
+          t.get('width'), t.get('scenery', False), t.get('hills', False)
+          ) == (seed, n, height, width, scenery, hills)
 
 
 def mouth_boxes(truth: dict, spec: dict, start: int, count: int) -> np.ndarray:

@@ -8,8 +8,9 @@ the speech-like sound in the soundtrack (predictable only from audio), plus
 blinks. With `scenery` the background has trees and clouds on a strip wider
 than the frame, and half the shots pan across it on ones (the cels held on
 twos in front, as in anime): content that enters the frame, and the
-widened sides of a 16:9 frame, can be seen in the frames before or after.
-The per-frame ground truth (cuts, mouth opening, mouth box, blinks, pans)
+widened sides of a 16:9 frame, can be seen in the frames before or after;
+with `hills` the horizon rolls, so those sides continue a curve. The
+per-frame ground truth (cuts, mouth opening, mouth box, blinks, pans)
 is written as JSON so tests and evaluation can check against it;
 `read_truth` and `mouth_boxes` read it back in clip pixels (evaluate's
 mouth MSE).
@@ -118,8 +119,9 @@ def _background(rng, height: int, width: int, horizon: int, sky, ground,
   if hills:  # two waves: a long swell and a shorter ripple on it
     x = np.arange(width)
     for amp, period in (((8, 22), (150, 400)), ((2, 6), (60, 150))):
-      line += rng.uniform(*amp) * s * np.sin(
-          2 * np.pi * x / (rng.uniform(*period) * s) + rng.uniform(0, 2 * np.pi))
+      height_, period_ = rng.uniform(*amp) * s, rng.uniform(*period) * s
+      line += height_ * np.sin(2 * np.pi * x / period_
+                               + rng.uniform(0, 2 * np.pi))
     img[:] = np.where((canvas.yy >= line)[..., None], np.uint8(ground),
                       np.uint8(sky))
     img[np.abs(canvas.yy - line) <= 1.5] = OUTLINE

@@ -29,11 +29,11 @@ transformer, sampling and paste of mirai_jax/defaults.py): run time and
 results in the README, "What the demo shows".
 
 'wide' (72 episodes rendered at 16:9 with rolling hills, as clips of
-64x112, anime_clips 64x112_t20): one transformer for three jobs, transformer.tasks =
-continue:2,interpolate:1,outpaint:1 (continuing, filling in between two
-keyframes, widening the 4:3 centre to 16:9), 800 steps with the demo's
-learning rate, sampling and paste, evaluated on each job with its
-baselines. Run time and results in the README, "What the demo shows".
+64x112, anime_clips 64x112_t20): one transformer for three jobs,
+transformer.tasks = continue:2,interpolate:1,outpaint:1 (continuing, filling
+in between two keyframes, widening the 4:3 centre to 16:9), 800 steps with
+the demo's learning rate, sampling and paste, evaluated on each job with
+its baselines. Run time and results in the README, "What the demo shows".
 
 Run one stage with --mode=transformer; change any field with e.g.
 --config.transformer.steps=1000.

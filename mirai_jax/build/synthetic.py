@@ -210,10 +210,12 @@ def render_episode(seed: int, seconds: float = 24.0, height: int = 240,
       back = strip[:, x0:x0 + width]
       drawing = a + ((k - a) // 2) * 2  # held on twos
       if drawing != k:
-        frames[k] = np.where(cel, canvas.img, back)
+        frames[k] = np.where(cel, canvas.img, back) if cam else frames[k - 1]
         mouth_open[k], blink[k] = mouth_open[k - 1], blink[k - 1]
         continue
-      canvas.img[:] = _CEL_KEY  # cels on a key colour no palette uses
+      # A pan draws the cels on a key colour no palette uses and lays them
+      # over each frame's background; a still shot draws them on it.
+      canvas.img[:] = _CEL_KEY if cam else back
       canvas.rect(cx - 40 * s, cy + head_r * 0.8, cx + 40 * s, height + 10, shirt)
       x = (px + vx * (k - a)) % (width + 4 * pr) - 2 * pr
       canvas.ellipse(x, py, pr, pr, prop)
@@ -227,8 +229,11 @@ def render_episode(seed: int, seconds: float = 24.0, height: int = 240,
           canvas.ellipse(cx + ex * head_r, cy - 8 * s, 5 * s, 8 * s, OUTLINE, outline=0)
       opening = float(np.clip(loud[k] * 1.6, 0.0, 1.0))
       canvas.ellipse(cx, my, mw, 1.5 * s + opening * mh, (120, 30, 40), outline=2.5)
-      cel = (canvas.img != _CEL_KEY).any(-1, keepdims=True)
-      frames[k] = np.where(cel, canvas.img, back)
+      if cam:
+        cel = (canvas.img != _CEL_KEY).any(-1, keepdims=True)
+        frames[k] = np.where(cel, canvas.img, back)
+      else:
+        frames[k] = canvas.img
       mouth_open[k], blink[k] = opening, closed
 
   pan = np.clip(rng.uniform(0.3, 0.7), 0, 1)

@@ -73,9 +73,10 @@ _KT = flags.DEFINE_integer('temporal_kernel', 3, 'tokenizer.temporal_kernel')
 _BLOCKS = flags.DEFINE_integer('num_res_blocks', 2, 'tokenizer.num_res_blocks')
 _LR = flags.DEFINE_float('lr', 1e-3, 'Peak learning rate (10 warm-up steps).')
 _DECAY_STEPS = flags.DEFINE_integer(
-    'decay_steps', 0, 'Steps of the cosine decay to 0.05 lr, as the stage '
-    'trains (the steps --seconds allows; past them the lr stays there); 0 = '
-    'the lr held (100k steps of decay).')
+    'decay_steps', 0, 'Steps of the cosine decay to the lr times '
+    'tokenizer.final_lr_ratio, as the stage trains (the steps --seconds '
+    'allows; past them the lr stays there); 0 = the lr held (100k steps of '
+    'decay).')
 _EPISODES = flags.DEFINE_integer('episodes', 8, 'Synthetic training episodes '
                                  '(12 s each); 2 more are validation.')
 _VAL_CLIPS = flags.DEFINE_integer('val_clips', 16, 'Validation clips.')
@@ -114,8 +115,8 @@ def make_config(arch: str, c: int, codes: int):
       spatial=_SPATIAL.value, temporal=_TEMPORAL.value,
       temporal_kernel=_KT.value, quantizer='vq', vq_codes=codes,
       train_frames=0, batch_size=_BATCH.value, lr=_LR.value, warmup_steps=10,
-      steps=_DECAY_STEPS.value or 100_000, final_lr_ratio=0.05,
-      vq_dim=_VQ_DIM.value, **parse(arch)))
+      steps=_DECAY_STEPS.value or 100_000, vq_dim=_VQ_DIM.value,
+      **parse(arch)))
   config.tokenizer.loss.recon = _RECON.value
   return config
 

@@ -170,8 +170,8 @@ def parse_flags(argv):
   a config file that is missing or does not compile, a get_config that
   raises, an override naming no field."""
   config = _flag_value(argv, 'config')
-  if config and not show_traceback():
-    path = config.split(':', 1)[0]
+  path = config.split(':', 1)[0] if config else ''  # 'file.py:arg'
+  if path and not show_traceback():
     if not os.path.isfile(path):
       _fatal(f'--config={config}: no config file {path} (from '
              f'{os.getcwd()}); the shipped ones are in configs/')
@@ -196,15 +196,13 @@ def parse_flags(argv):
   except Exception as e:  # pylint: disable=broad-except
     # The config file's own code raised (at import or in get_config): the
     # line in that file that did is what its author needs.
-    if show_traceback() or not config:
+    if show_traceback() or not path:
       raise
-    path = os.path.abspath(config.split(':', 1)[0])
     where = [f for f in traceback.extract_tb(e.__traceback__)
-             if os.path.abspath(f.filename) == path]
+             if os.path.abspath(f.filename) == os.path.abspath(path)]
     line = f', line {where[-1].lineno}' if where else ''
     _fatal(f'--config={config}: {type(e).__name__}: {e} (config file '
-           f'{config.split(":", 1)[0]}{line}; MIRAI_JAX_TRACEBACK=1 shows the '
-           'traceback)')
+           f'{path}{line}; MIRAI_JAX_TRACEBACK=1 shows the traceback)')
 
 
 def _flags_error(e: BaseException) -> None:

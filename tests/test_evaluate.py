@@ -128,6 +128,37 @@ def test_an_in_between_pastes_its_change_onto_the_keyframes_cross_fade():
   assert list(inference.crossfade_weights(6, 1, 5)) == list(w.ravel())
 
 
+def test_an_in_between_shows_the_end_keyframe_where_its_token_repeats_it():
+  rng = np.random.default_rng(4)
+  real = rng.integers(0, 255, (1, 6, 4, 4, 3)).astype(np.uint8)
+  frames = rng.uniform(0.2, 0.8, size=(1, 6, 4, 4, 3)).astype(np.float32)
+  still0 = rng.uniform(0.2, 0.8, size=(1, 6, 4, 4, 3)).astype(np.float32)
+  still1 = rng.uniform(0.2, 0.8, size=(1, 6, 4, 4, 3)).astype(np.float32)
+  # 2x2 tokens of 2x2 pixels; context 2 steps, end keyframe at step 5.
+  toks = np.zeros((1, 6, 2, 2), np.int32)
+  toks[:, :2] = 1  # the first keyframe's drawing
+  toks[:, 5] = [[2, 1], [3, 4]]  # the end keyframe's: top right as at first
+  toks[:, 4] = [[2, 1], [5, 4]]  # repeats the end's except bottom left
+  toks[:, 3] = [[2, 6], [6, 6]]
+  plain = inference.paste_between(frames, still0, still1, real, context=2,
+                                  end=5, temporal=1)
+  out = inference.paste_between(frames, still0, still1, real, context=2,
+                                end=5, temporal=1, toks=toks)
+  r = real / 255.0
+  np.testing.assert_allclose(out[0, 4, :2, :2], r[0, 5, :2, :2], atol=1e-6)
+  np.testing.assert_allclose(out[0, 4, 2:, 2:], r[0, 5, 2:, 2:], atol=1e-6)
+  np.testing.assert_allclose(out[0, 3, :2, :2], r[0, 5, :2, :2], atol=1e-6)
+  # A token that repeats both keyframes', one that repeats neither, and every
+  # frame of steps without a repeat keep the cross-fade paste.
+  np.testing.assert_array_equal(out[0, 4, :2, 2:], plain[0, 4, :2, 2:])
+  np.testing.assert_array_equal(out[0, 4, 2:, :2], plain[0, 4, 2:, :2])
+  np.testing.assert_array_equal(out[0, 2], plain[0, 2])
+  np.testing.assert_array_equal(out[0, 3, 2:], plain[0, 3, 2:])
+  # The given frames are untouched.
+  np.testing.assert_array_equal(out[:, :2], plain[:, :2])
+  np.testing.assert_array_equal(out[:, 5], plain[:, 5])
+
+
 def test_given_steps_of_each_task():
   grid = (5, 2, 3)
   assert list(tasks.make_order('continue', grid, 2).known_steps) == [

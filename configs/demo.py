@@ -32,8 +32,9 @@ results in the README, "What the demo shows".
 64x112, anime_clips 64x112_t20): one transformer for three jobs,
 transformer.tasks = continue:2,interpolate:1,outpaint:1 (continuing, filling
 in between two keyframes, widening the 4:3 centre to 16:9), 800 steps with
-the demo's learning rate, sampling and paste, evaluated on each job with
-its baselines. Run time and results in the README, "What the demo shows".
+the demo's learning rate and sampling, the paste's dead zone at 0.05
+(chosen on its validation split), evaluated on each job with its
+baselines. Run time and results in the README, "What the demo shows".
 
 Run one stage with --mode=transformer; change any field with e.g.
 --config.transformer.steps=1000.
@@ -56,7 +57,8 @@ def get_config(arg: str = ''):
     # shows"): 400 steps learn more at twice the learning rate and without
     # dropout; the frames are the expected drawings where the model is
     # unsure, and the tokenizer's error around a changed token is not
-    # pasted. The wide demo takes the same, not chosen again for its mix.
+    # pasted. The wide demo takes the same learning rate and sampling, not
+    # chosen again for its mix; its dead zone is its own (below).
     c.transformer.update(lr=2e-3, dropout=0.0)
     c.sample.decode = 'mean'
     c.evaluate.paste_threshold = 0.2
@@ -77,4 +79,9 @@ def get_config(arg: str = ''):
     # README, "What the demo shows".)
     c.data.synthetic.update(width=426, hills=True)
     c.transformer.update(steps=800, eval_every=200)
+    # Chosen on its validation split (bench/decode_sweep.py and the
+    # rollout; README, "What the demo shows"): the short demo's dead zone
+    # of 0.2 dropped the soft changes that win the rollout and the
+    # continuation here; 0.05 keeps every job within 1.1 % of its best.
+    c.evaluate.paste_threshold = 0.05
   return c

@@ -536,16 +536,16 @@ def paste_between(frames, still0, still1, real, context: int, end: int,
   skip = ((toks == toks[:, end:end + 1]) & (toks != toks[:, context - 1:context]))
   skip[:, :context] = False
   skip[:, end:] = False
-  return np.where(_blocks(skip, frames.shape, temporal), r[:, i1:i1 + 1], out)
+  return np.where(_blocks(skip, *frames.shape[2:4], temporal),
+                  r[:, i1:i1 + 1], out)
 
 
-def _blocks(mask, shape, temporal: int) -> np.ndarray:
-  """(B, steps, h, w) per-token mask -> (B, T, H, W, 1) per-pixel, each token
-  covering its `temporal` frames and its H/h x W/w pixels."""
-  _, t, hh, ww = shape[:4]
+def _blocks(mask, height: int, width: int, temporal: int) -> np.ndarray:
+  """(B, steps, h, w) per-token mask -> (B, steps * temporal, height, width,
+  1) per-pixel, each token covering its frames and its pixels."""
   h, w = mask.shape[2:]
-  big = np.repeat(np.repeat(mask, hh // h, 2), ww // w, 3)
-  return np.repeat(big, temporal, 1)[:, :t, ..., None]
+  big = np.repeat(np.repeat(mask, height // h, 2), width // w, 3)
+  return np.repeat(big, temporal, 1)[..., None]
 
 
 def crossfade_weights(n: int, i0: int, i1: int) -> np.ndarray:
@@ -562,7 +562,6 @@ def paste_unchanged(frames, toks, real, context: int, temporal: int):
   same = toks[:, context:] == toks[:, context - 1:context]  # (B, s, h, w)
   out = frames.copy()
   k = context * temporal
-  big = _blocks(same, (frames.shape[0], frames.shape[1] - k) + frames.shape[2:],
-                temporal)
+  big = _blocks(same, *frames.shape[2:4], temporal)
   out[:, k:] = np.where(big, last[:, None], frames[:, k:])
   return out

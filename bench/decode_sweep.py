@@ -81,7 +81,8 @@ def sweep(config, workdir: str, mesh, source, episodes: str, top_k: int,
       toks, means = p.generate(b.idx, b.feats[sound])
       raw = p.render(toks, means)
       for t in thresholds:
-        config.evaluate.paste_threshold = t  # finish reads it at each call
+        # finish reads it at each call; the sweep sets it for every job.
+        config.evaluate.update(paste_threshold=t, paste_threshold_by_job='')
         out = p.finish(raw, toks, b.video, b.still)[:m, scored]
         if j == 0:
           total[t][0] += ((out - real) ** 2).mean(axis=(1, 2, 3, 4)).sum()

@@ -115,6 +115,17 @@ def _task_weights(v) -> Optional[str]:
   return None
 
 
+def _paste_thresholds(v) -> Optional[str]:
+  if not isinstance(v, str):
+    return 'must be a string'
+  try:
+    inference.paste_thresholds(
+        dict(paste_threshold=0.0, paste_threshold_by_job=v), field='')
+  except ValueError as e:
+    return str(e).removeprefix(f'={v!r}: ')
+  return None
+
+
 def _task_or_main(v) -> Optional[str]:
   if v == '' or v in tasks.TASKS:
     return None
@@ -227,6 +238,7 @@ def _rules() -> dict[str, Callable[[Any], Optional[str]]]:
       'evaluate.max_clips': _zero_or_at_least(2),
       'evaluate.paste': OneOf(inference.PASTES),
       'evaluate.paste_threshold': Number(0, 1),
+      'evaluate.paste_threshold_by_job': _paste_thresholds,
       'evaluate.rollout': Number(0, integer=True),
       'evaluate.lpips': _bool, 'evaluate.fvd_clips': NONNEG,
       'predict.video': _text, 'predict.start': Number(),

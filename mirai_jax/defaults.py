@@ -166,7 +166,11 @@ def evaluate(**overrides) -> ml_collections.ConfigDict:
       # channel (frames in [0, 1]) keeps the last true frame, a codec's dead
       # zone for the tokenizer's error around a changed token. Choose it on
       # the validation split (README, "What the demo shows"); 0 = off.
-      paste_threshold=0.0), **overrides))
+      paste_threshold=0.0,
+      # Per job where it differs, 'job:threshold' comma-separated, jobs of
+      # continue, interpolate, outpaint and rollout (inference.JOBS), e.g.
+      # 'interpolate:0.1,rollout:0'; '' = paste_threshold for every job.
+      paste_threshold_by_job=''), **overrides))
 
 
 def predict(**overrides) -> ml_collections.ConfigDict:

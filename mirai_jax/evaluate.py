@@ -193,7 +193,7 @@ def run(config, workdir: str) -> dict:
   if ev.get('rollout', 0) and 'continue' in jobs:
     names = (builder.info.metadata or {}).get('split_episodes', {}).get(
         ev.split, [])
-    rollouts.run(config, base.for_task('continue'), episodes, sorted(names),
+    rollouts.run(config, base.for_rollout(), episodes, sorted(names),
                  out, pixel)
     result['rollout'] = f'{ev.split}_rollout.json'
   return result
@@ -272,7 +272,7 @@ def _evaluate(config, p: inference.Predictor, source, n: int, mesh,
   result = dict(task=p.task, split=ev.split, clips=n, context_frames=c0,
                 predicted_frames=int(scored.size), tokenizer_step=p.tok_step,
                 transformer_step=p.step, sample=config.sample.to_dict(),
-                paste=ev.paste, paste_threshold=ev.paste_threshold,
+                paste=ev.paste, paste_threshold=p.threshold,
                 seconds=round(time.time() - t0, 1), methods={})
   if p.task == 'outpaint':
     result['context_frames'] = 0

@@ -37,6 +37,33 @@ from mirai_jax.models import tokenizer as tokenizer_lib
 from mirai_jax.models import transformer as transformer_lib
 
 PASTES = ('residual', 'block', 'none')
+# What a dead zone can be chosen for (evaluate.paste_threshold_by_job): each
+# task, and a rollout, a continuation fed back into itself.
+JOBS = tasks.TASKS + ('rollout',)
+
+
+def paste_thresholds(ev, field: str = 'config.evaluate.paste_threshold_by_job'
+                     ) -> dict[str, float]:
+  """{job: dead zone} for every job of JOBS: evaluate.paste_threshold,
+  replaced where evaluate.paste_threshold_by_job ('interpolate:0.1,rollout:0';
+  '' = none) names the job. ValueError naming `field`."""
+  out = dict.fromkeys(JOBS, float(ev['paste_threshold']))
+  spec = str(ev.get('paste_threshold_by_job', '') or '')
+  seen = set()
+  for part in filter(None, (x.strip() for x in spec.split(','))):
+    job, colon, value = part.partition(':')
+    try:
+      t = float(value) if colon else -1.0
+    except ValueError:
+      t = -1.0
+    if job not in JOBS or job in seen or not 0 <= t <= 1:
+      raise ValueError(
+          f'{field}={spec!r}: write job:threshold pairs, comma-separated, '
+          f'each job once, of {", ".join(JOBS)}, with a threshold from 0 to '
+          f"1 (e.g. 'interpolate:0.1,rollout:0'); got {part!r}")
+    seen.add(job)
+    out[job] = t
+  return out
 
 
 @dataclasses.dataclass
@@ -183,6 +210,7 @@ class Predictor:
     if config.evaluate.paste not in PASTES:
       raise ValueError(f'config.evaluate.paste={config.evaluate.paste!r}: '
                        f'use one of {", ".join(PASTES)}')
+    paste_thresholds(config.evaluate)  # a clear error before any compute
     self.frames = cfg.frames * self.temporal  # pixel frames of one window
     self.context = cfg.context * self.temporal
     self._encode = jax.jit(tok.encode,
@@ -207,7 +235,7 @@ class Predictor:
 
   def _set_task(self, task: str) -> None:
     trained = from_config.task_weights(self.config)
-    self.task = task or next(iter(trained))
+    self.task = self.job = task or next(iter(trained))
     if self.task not in trained:
       raise ValueError(f'the transformer was trained for '
                        f'{", ".join(trained)} (transformer.tasks), not '
@@ -253,6 +281,18 @@ class Predictor:
     other = copy.copy(self)
     other._set_task(task)  # pylint: disable=protected-access
     return other
+
+  def for_rollout(self) -> 'Predictor':
+    """The continuation, with the paste a rollout's frames are shown with
+    (evaluate.paste_threshold_by_job)."""
+    other = self.for_task('continue')
+    other.job = 'rollout'
+    return other
+
+  @property
+  def threshold(self) -> float:
+    """The paste's dead zone for this job (`finish`)."""
+    return paste_thresholds(self.config.evaluate)[self.job]
 
   def known_video(self, video):
     """uint8 (B, frames, H, W, 3) window -> what the encoder may see of it.
@@ -405,8 +445,7 @@ class Predictor:
       if real is None:
         return frames
       return paste_sides(frames, _unit(real)[:, :frames.shape[1]],
-                         *self.columns, mode == 'residual',
-                         self.config.evaluate.paste_threshold)
+                         *self.columns, mode == 'residual', self.threshold)
     if real is None or mode == 'none':
       return frames
     c = self.config.transformer.context
@@ -414,7 +453,7 @@ class Predictor:
       return paste_unchanged(frames, toks, real, c, self.temporal)
     if still is None:
       still = self.still(toks)
-    threshold = self.config.evaluate.paste_threshold
+    threshold = self.threshold
     if self.end_step is None:
       return paste_change(frames, still, real, c, self.temporal, threshold)
     # An in-between: the change is measured from the cross-fade of the two

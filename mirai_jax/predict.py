@@ -75,6 +75,8 @@ def run(config, workdir: str) -> dict:
                           config.predict.get('task', ''))
   if p.task == 'outpaint':
     return widen(config, p, path, out)
+  if pc.windows > 1 and p.task == 'continue':  # shown as a rollout
+    p = p.for_rollout()
   spec = p.records.clip_spec
   d = video_io.decode(storage.local_copy(path), spec['height'], spec['width'],
                       resize=spec['resize'], fps=spec.get('fps') or None,

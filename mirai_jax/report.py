@@ -160,7 +160,7 @@ def direction(metric: str) -> int:
   metric = metric[:-len('_per_frame')] if metric.endswith('_per_frame') else metric
   if metric.startswith(('psnr', 'ssim')):  # psnr_at_2x, the drift too
     return 1
-  if metric.endswith(('mse', 'lpips', 'fvd')):
+  if metric.endswith(('mse', 'lpips', 'fvd')) or metric.startswith('mse_at'):
     return -1
   return 0
 
@@ -172,8 +172,10 @@ def columns(methods: dict) -> list[str]:
   for v in methods.values():
     keys += [k for k, x in v.items() if k not in keys and _number(x)]
   rest = [k for k in keys if k not in METRICS]
-  # A rollout's PSNR at 1x, 2x, ... of the horizon, then its drift.
-  rest.sort(key=lambda k: not k.startswith('psnr_at_'))
+  # A rollout's PSNR at 1x, 2x, ... of the horizon, its MSE at the last,
+  # then its drift.
+  rest.sort(key=lambda k: (not k.startswith('psnr_at_'),
+                           not k.startswith('mse_at_')))
   return [m for m in METRICS if m in keys] + rest
 
 
@@ -348,7 +350,7 @@ def _row(method: str, cells: list[tuple]) -> str:
 def _fmt(metric: str, v) -> str:
   if not _number(v):
     return '&ndash;'
-  if metric.endswith('mse'):
+  if metric.endswith('mse') or metric.startswith('mse_at'):
     return f'{v:.5f}'
   if metric.startswith('ssim') or metric == 'lpips':
     return f'{v:.4f}'
@@ -358,9 +360,9 @@ def _fmt(metric: str, v) -> str:
 
 
 def _label(metric: str) -> str:
-  m = re.fullmatch(r'psnr_at_(\d+)x', metric)
+  m = re.fullmatch(r'(psnr|mse)_at_(\d+)x', metric)
   if m:
-    return f'PSNR at {m.group(1)}x horizon'
+    return f'{m.group(1).upper()} at {m.group(2)}x horizon'
   return LABELS.get(metric, metric)
 
 

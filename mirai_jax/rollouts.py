@@ -144,6 +144,7 @@ def run(config, p: inference.Predictor, episodes: str, names: list[str],
                 training_horizon_frames=new, horizon_frames=total - c0,
                 fps=f'{fps.numerator}/{fps.denominator}',
                 shots_per_frame=[int(x) for x in counts],
+                paste=ev.paste, paste_threshold=p.threshold,
                 seconds=round(time.time() - t0, 1), methods={})
   for k, s in sums.items():
     per = {m: v / seen for m, v in s.items()}
@@ -154,6 +155,8 @@ def run(config, p: inference.Predictor, episodes: str, names: list[str],
     entry['psnr_drift_db_per_s'] = round(float(slope), 3)
     for mult in range(1, windows + 1):
       entry[f'psnr_at_{mult}x'] = round(float(per['psnr'][mult * new - 1]), 3)
+    # The last horizon's MSE too, the measure of every other job's summary.
+    entry[f'mse_at_{windows}x'] = round(float(per['mse'][-1]), 6)
     result['methods'][k] = entry
   extra.finish(result)
   path = os.path.join(out, f'{ev.split}_rollout.json')
@@ -195,12 +198,23 @@ def table(result: dict) -> str:
   head += f"{'FVD':>9}" if fvd else ''
   lines = [f"rollout on {result['split']}: {result['shots']} shots, {w} "
            f"windows of {result['training_horizon_frames']} frames; PSNR dB "
-           'at each multiple of the training horizon', head, '-' * len(head)]
+           'at each multiple of the training horizon'
+           + (f", paste residual > {result['paste_threshold']:g}"
+              if result.get('paste') == 'residual'
+              and result.get('paste_threshold') else ''),
+           head, '-' * len(head)]
   for k, v in result['methods'].items():
     lines.append(f'{k:<12}' + ''.join(f"{v[f'psnr_at_{m}x']:>8.2f}"
                                       for m in range(1, w + 1))
                  + f"{v['psnr_drift_db_per_s']:>8.2f}"
                  + (f"{v['fvd']:>9.1f}" if 'fvd' in v else ''))
+  # PSNR averages each shot's log error; MSE, as every other job's summary,
+  # the errors themselves.
+  model, copy = (result['methods'].get(k, {}) for k in ('model', 'copy_last'))
+  if f'mse_at_{w}x' in model and copy.get(f'mse_at_{w}x'):
+    a, b = model[f'mse_at_{w}x'], copy[f'mse_at_{w}x']
+    lines.append(f'MSE at {w}x vs copy-last-frame: {a:.5f} vs {b:.5f} '
+                 f'({100 * (1 - a / b):+.1f}% lower)')
   if fvd:
     lines.append(f"FVD: I3D features of {result['fvd_clips']} whole rollouts "
                  f"of {result['fvd_frames']} frames against the true ones")

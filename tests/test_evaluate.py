@@ -2,6 +2,7 @@
 the table."""
 
 import numpy as np
+import pytest
 
 from mirai_jax import evaluate
 from mirai_jax import inference
@@ -159,6 +160,20 @@ def test_an_in_between_shows_the_end_keyframe_where_its_token_repeats_it():
   np.testing.assert_array_equal(out[:, 5], plain[:, 5])
 
 
+def test_each_job_reads_its_own_dead_zone_or_the_common_one():
+  ev = dict(paste_threshold=0.05, paste_threshold_by_job='interpolate:0.1, '
+            'rollout:0')
+  assert inference.paste_thresholds(ev) == {
+      'continue': 0.05, 'interpolate': 0.1, 'outpaint': 0.05, 'rollout': 0.0}
+  assert set(inference.paste_thresholds(dict(
+      paste_threshold=0.2, paste_threshold_by_job='')).values()) == {0.2}
+  for bad in ('interp:0.1', 'rollout:2', 'rollout', 'rollout:0,rollout:0.1',
+              'outpaint:x'):
+    with pytest.raises(ValueError, match='paste_threshold_by_job'):
+      inference.paste_thresholds(dict(paste_threshold=0.0,
+                                      paste_threshold_by_job=bad))
+
+
 def test_given_steps_of_each_task():
   grid = (5, 2, 3)
   assert list(tasks.make_order('continue', grid, 2).known_steps) == [
@@ -191,16 +206,18 @@ def test_keyframe_baselines_blend_or_hold_the_two_keyframes():
 
 def test_the_rollout_table_reads_its_json():
   from mirai_jax import rollouts  # pylint: disable=g-import-not-at-top
-  m = lambda a, b: {'psnr_at_1x': a, 'psnr_at_2x': b,
-                    'psnr_drift_db_per_s': -3.5}
+  m = lambda a, b, e: {'psnr_at_1x': a, 'psnr_at_2x': b, 'mse_at_2x': e,
+                       'psnr_drift_db_per_s': -3.5}
   text = rollouts.table(dict(split='test', shots=3, windows=2,
                              training_horizon_frames=4,
-                             methods=dict(model=m(25.0, 22.5),
-                                          copy_last=m(30.0, 21.0))))
+                             methods=dict(model=m(25.0, 22.5, 0.003),
+                                          copy_last=m(30.0, 21.0, 0.004))))
   lines = text.splitlines()
   assert lines[0].startswith('rollout on test: 3 shots, 2 windows of 4 frames')
   assert lines[3].split() == ['model', '25.00', '22.50', '-3.50']
   assert lines[4].split() == ['copy_last', '30.00', '21.00', '-3.50']
+  assert lines[5] == ('MSE at 2x vs copy-last-frame: 0.00300 vs 0.00400 '
+                      '(+25.0% lower)')
 
 
 def test_widening_baselines_and_scores_read_the_sides_only():

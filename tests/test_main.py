@@ -131,7 +131,8 @@ def test_one_model_for_three_jobs_beside_the_baselines(tmp_path):
               '--mode=pix2pix,multiscale,transformer,evaluate,report,predict',
               *tiny, mix, '--config.predict.task=interpolate',
               '--config.predict.start=2.0', '--config.evaluate.rollout=2',
-              *helpers.NO_LPIPS_FVD)
+              '--config.evaluate.paste_threshold_by_job=interpolate:0.1,'
+              'rollout:0', *helpers.NO_LPIPS_FVD)
   assert 'pix2pix eval step 2: PSNR' in proc.stdout
   assert 'multiscale eval step 2: PSNR' in proc.stdout
   for name in ('pix2pix', 'multiscale'):  # 2 clips x {truth, prediction}
@@ -155,8 +156,12 @@ def test_one_model_for_three_jobs_beside_the_baselines(tmp_path):
   assert all(len(cont['methods'][b]['psnr_per_frame']) == 2
              for b in ('pix2pix', 'multiscale'))
   with open(os.path.join(inter, 'evaluate', 'test_rollout.json')) as f:
-    assert set(json.load(f)['methods']) == {'model', 'copy_last', 'pix2pix',
-                                            'multiscale'}
+    rollout = json.load(f)
+  assert set(rollout['methods']) == {'model', 'copy_last', 'pix2pix',
+                                     'multiscale'}
+  # Each job's paste has its own dead zone where the config names one, the
+  # demo's 0.2 elsewhere.
+  assert rollout['paste_threshold'] == 0 and cont['paste_threshold'] == 0.2
   examples = np.load(os.path.join(inter, 'evaluate', 'test_examples.npz'))
   assert examples['pix2pix'].shape == examples['real'].shape
   assert examples['pix2pix'].dtype == np.uint8
@@ -171,6 +176,8 @@ def test_one_model_for_three_jobs_beside_the_baselines(tmp_path):
   # Frames 0, 1 (context) and 3 (the end keyframe) are given, never scored.
   assert result['given_frames'] == [0, 1, 3]
   assert result['predicted_frames'] == 1
+  assert result['paste_threshold'] == 0.1
+  assert 'paste residual > 0.1)' in proc.stdout
   assert {'crossfade', 'nearest_keyframe'} <= set(result['methods'])
   assert all(len(m['psnr_per_frame']) == 1 for m in result['methods'].values())
   with open(os.path.join(inter, 'predict', 'ep002_2.00s.json')) as f:
@@ -182,6 +189,7 @@ def test_one_model_for_three_jobs_beside_the_baselines(tmp_path):
   with open(os.path.join(inter, 'evaluate', 'test_outpaint.json')) as f:
     wide = json.load(f)
   assert wide['given_columns'] == [8, 56] and wide['predicted_frames'] == 4
+  assert wide['paste_threshold'] == 0.2
   assert {'edge_replication', 'mirror', 'reconstruction', 'audio'} <= set(
       wide['methods']) and 'copy_last' not in wide['methods']
   # predict widens a narrow video (40 columns in the 64-wide frame: the

@@ -32,12 +32,13 @@ def _method(psnr, ssim, mse, n=2, **extra):
   return entry
 
 
-def _rollout(psnr, drift):
-  """A rollout's entry: per frame only, and the PSNR at each multiple."""
-  per = {k: v for k, v in _method(psnr, 0.9, 0.004, n=4).items()
+def _rollout(psnr, drift, mse=0.004):
+  """A rollout's entry: per frame only, the PSNR at each multiple and the
+  MSE at the last."""
+  per = {k: v for k, v in _method(psnr, 0.9, mse, n=4).items()
          if k.endswith('_per_frame')}
   return dict(per, psnr_drift_db_per_s=drift, psnr_at_1x=psnr,
-              psnr_at_2x=psnr - 1)
+              psnr_at_2x=psnr - 1, mse_at_2x=mse)
 
 
 def _task(task, methods, **extra):
@@ -72,8 +73,9 @@ def _jobs() -> dict:
           split='test', shots=3, windows=2, training_horizon_frames=2,
           horizon_frames=4, fps='24000/1001', shots_per_frame=[3, 3, 3, 2],
           seconds=1.0, methods={
-              k: _rollout(p, d) for k, p, d in (('model', 23.0, -1.5),
-                                                ('copy_last', 24.0, -3.0))}),
+              k: _rollout(p, d, e) for k, p, d, e in (
+                  ('model', 23.0, -1.5, 0.0041),
+                  ('copy_last', 24.0, -3.0, 0.0043))}),
       # Another split's file, never read for split 'test'.
       'val.json': _task('continue', {'audio': _method(1.0, 0.1, 0.9)}),
   }
@@ -208,6 +210,11 @@ def test_summary_tables_bold_the_best_never_the_ceiling(built):
   assert list(roll['model'])[-1] == 'PSNR drift dB/s'
   assert roll['model']['PSNR drift dB/s'] == ('-1.50', True)
   assert roll['copy_last']['PSNR at 1x horizon'] == ('24.00', True)
+  # The last horizon's MSE after the PSNRs, lower is better.
+  assert list(roll['model'])[:3] == ['PSNR at 1x horizon',
+                                     'PSNR at 2x horizon', 'MSE at 2x horizon']
+  assert roll['model']['MSE at 2x horizon'] == ('0.00410', True)
+  assert roll['copy_last']['MSE at 2x horizon'] == ('0.00430', False)
 
 
 def test_per_frame_tables_and_notes(built):

@@ -263,6 +263,10 @@ def _describe(job: str, r: dict) -> str:
   if isinstance(sample, dict):
     steps.append('sampling ' + ', '.join(f'{_e(k)} {_e(str(v))}'
                                          for k, v in sample.items()))
+  if r.get('paste'):  # how tokens became the frames scored
+    steps.append(f"paste {_e(str(r['paste']))}" + (
+        f", dead zone {r['paste_threshold']:g}"
+        if r['paste'] == 'residual' and r.get('paste_threshold') else ''))
   return '; '.join([what] + steps)
 
 

@@ -63,7 +63,8 @@ def _jobs() -> dict:
           'crossfade': _method(28.0, 0.95, 0.0020),
           'reconstruction': _method(31.0, 0.99, 0.0009),
           'audio': _method(27.0, 0.96, 0.0025),
-      }, given_frames=[0, 1, 3], metrics_note=note),
+      }, given_frames=[0, 1, 3], metrics_note=note, paste='residual',
+                                      paste_threshold=0.15),
       'test_outpaint.json': dict(_task('outpaint', {
           'edge_replication': _method(20.0, 0.80, 0.0100, lpips=0.30),
           'audio': _method(22.0, 0.85, 0.0080, lpips=0.20),
@@ -234,6 +235,8 @@ def test_per_frame_tables_and_notes(built):
   # The note says how to get LPIPS/FVD where they are missing only.
   assert page.text.count('pip install -e') == 1
   assert '--mode=report' in page.text
+  # How tokens became frames, where evaluate says (here the in-betweens).
+  assert page.text.count('paste residual, dead zone 0.15') == 1
 
 
 def test_links_are_local_and_exist(built):

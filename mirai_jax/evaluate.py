@@ -376,9 +376,7 @@ def _how(result: dict) -> str:
   out = ''
   if sample.get('decode') == 'mean':
     out += f", decode mean (top {sample.get('mean_top_k') or 'all'})"
-  if result.get('paste_threshold') and result.get('paste') == 'residual':
-    out += f", paste residual > {result['paste_threshold']:g}"
-  return out
+  return out + inference.paste_note(result)
 
 
 def table(result: dict) -> str:

@@ -66,6 +66,14 @@ def paste_thresholds(ev, field: str = 'config.evaluate.paste_threshold_by_job'
   return out
 
 
+def paste_note(result: dict) -> str:
+  """', paste residual > 0.2' for a result JSON whose frames had a dead
+  zone (evaluate's and the rollout's table titles), else ''."""
+  if result.get('paste') == 'residual' and result.get('paste_threshold'):
+    return f", paste residual > {result['paste_threshold']:g}"
+  return ''
+
+
 @dataclasses.dataclass
 class Tokenizer:
   """A restored tokenizer: uint8 frames <-> token grids."""

@@ -199,9 +199,7 @@ def table(result: dict) -> str:
   lines = [f"rollout on {result['split']}: {result['shots']} shots, {w} "
            f"windows of {result['training_horizon_frames']} frames; PSNR dB "
            'at each multiple of the training horizon'
-           + (f", paste residual > {result['paste_threshold']:g}"
-              if result.get('paste') == 'residual'
-              and result.get('paste_threshold') else ''),
+           + inference.paste_note(result),
            head, '-' * len(head)]
   for k, v in result['methods'].items():
     lines.append(f'{k:<12}' + ''.join(f"{v[f'psnr_at_{m}x']:>8.2f}"

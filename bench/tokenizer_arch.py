@@ -4,6 +4,7 @@ r"""Tokenizer architectures at matched parameters: step time and quality per sec
       [--archs=3d/uniform,2+1d/uniform,3d/latent,2+1d/latent]
       [--batch=4 --frames=16 --size=64 --spatial=4 --temporal=4]
       [--recon=l1|mse --vq_dim=32] [--videogpt=CHECKOUT --torch_python=PY]
+      [--cpu_devices=N]
 
 For each `tokenizer.conv`/`tokenizer.layout` candidate, channels (c, 2c, 4c)
 are chosen so that its parameters come closest to each `--params` (millions).
@@ -47,18 +48,22 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from configs import demo
+from mirai_jax import mesh as mesh_lib
 from mirai_jax.build import synthetic
+from mirai_jax.data import pipeline
 from mirai_jax.models import from_config
 from mirai_jax.models import tokenizer as tokenizer_lib
 from mirai_jax.train import flops
+from mirai_jax.train import loop
 from mirai_jax.train import tokenizer
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 _ARCHS = flags.DEFINE_list(
     'archs', ['3d/uniform', '2+1d/uniform', '3d/latent', '2+1d/latent'],
-    'conv/layout[/pP][/nonorm] candidates (pP: tokenizer.patch=P, '
-    'space-to-depth first; nonorm: tokenizer.norm=none); 3d/uniform is the '
-    'architecture before issue 16.')
+    'conv/layout[/pP][/nonorm][/pw][/lrX] candidates (pP: tokenizer.patch=P, '
+    'space-to-depth first; nonorm: tokenizer.norm=none; pw: '
+    'tokenizer.decoder_stem=pointwise; lrX: peak learning rate X instead of '
+    '--lr); 3d/uniform is the architecture before issue 16.')
 _PARAMS = flags.DEFINE_list('params', ['1.1'], 'Target sizes, millions.')
 _ROUNDS = flags.DEFINE_integer('rounds', 3, 'Interleaved timing rounds.')
 _SECONDS = flags.DEFINE_float('seconds', 120, 'Training time per candidate '
@@ -90,22 +95,41 @@ _TORCH_PYTHON = flags.DEFINE_string('torch_python', sys.executable,
                                     'A Python with torch, for --videogpt.')
 _VIDEOGPT_THREADS = flags.DEFINE_integer('videogpt_threads', 1,
                                          'torch.set_num_threads for VideoGPT.')
+_CPU_DEVICES = flags.DEFINE_integer(
+    'cpu_devices', 0, 'config.mesh.cpu_devices for ours: the CPU split into '
+    'that many devices, the batch over them (one thread each at one per '
+    "core); 0 = jax's one device on every core.")
 
 
 def parse(arch: str) -> dict:
-  """'2+1d/latent', '2+1d/latent/p2' or '2+1d/latent/p4/nonorm' -> the
-  tokenizer fields it sets: conv, layout, patch (pP) and norm ('nonorm':
-  none; else group)."""
+  """'2+1d/latent', '2+1d/latent/p2' or '2+1d/latent/p4/nonorm/pw' -> the
+  tokenizer fields it sets: conv, layout, patch (pP), norm ('nonorm': none;
+  else group), decoder_stem ('pw': pointwise; else conv) and lr ('lr3e-3':
+  that peak learning rate instead of --lr)."""
   conv, layout, *rest = arch.split('/')
-  out = dict(conv=conv, layout=layout, patch=1, norm='group')
+  out = dict(conv=conv, layout=layout, patch=1, norm='group',
+             decoder_stem='conv')
   for part in rest:
     if part == 'nonorm':
       out['norm'] = 'none'
+    elif part == 'pw':
+      out['decoder_stem'] = 'pointwise'
     elif part[:1] == 'p' and part[1:].isdigit():
       out['patch'] = int(part[1:])
+    elif part.startswith('lr') and _is_number(part[2:]):
+      out['lr'] = float(part[2:])
     else:
-      raise ValueError(f'--archs: {arch!r} has {part!r}; use pP or nonorm')
+      raise ValueError(f'--archs: {arch!r} has {part!r}; use pP, nonorm, pw '
+                       'or lrX')
   return out
+
+
+def _is_number(text: str) -> bool:
+  try:
+    float(text)
+  except ValueError:
+    return False
+  return True
 
 
 def make_config(arch: str, c: int, codes: int):
@@ -115,8 +139,8 @@ def make_config(arch: str, c: int, codes: int):
       spatial=_SPATIAL.value, temporal=_TEMPORAL.value,
       temporal_kernel=_KT.value, quantizer='vq', vq_codes=codes,
       train_frames=0, batch_size=_BATCH.value, lr=_LR.value, warmup_steps=10,
-      steps=_DECAY_STEPS.value or 100_000, vq_dim=_VQ_DIM.value,
-      **parse(arch)))
+      steps=_DECAY_STEPS.value or 100_000, vq_dim=_VQ_DIM.value))
+  config.tokenizer.update(parse(arch))
   config.tokenizer.loss.recon = _RECON.value
   return config
 
@@ -153,17 +177,25 @@ class Candidate:
     self.arch, self.config, self.params = arch, config, params
     cfg = config.tokenizer
     self.parts = tokenizer.setup(config, spec(), _FRAMES.value)
-    self.update = jax.jit(tokenizer.make_update(cfg, self.parts,
-                                                _FRAMES.value, 0),
-                          donate_argnums=0)
-    self.state = jax.jit(self.parts.make_state)(jax.random.key(0))
+    # As stage 1 runs it: the batch split over the mesh, the state replicated.
+    self.mesh = mesh_lib.make_mesh()
+    self.replicated = mesh_lib.replicated(self.mesh)
+    self.update = loop.jit_update(
+        tokenizer.make_update(cfg, self.parts, _FRAMES.value, 0),
+        self.replicated, self.mesh)
+    self.state = self.fresh_state(0)
     self.times, self.trained_s, self.steps = [], 0.0, 0
     clip = jnp.zeros((1, _FRAMES.value, _SIZE.value, _SIZE.value, 3))
     fwd = flops.conv_flops(lambda p, v: self.parts.model.apply(
         {'params': p, **self.state.model_state}, v), self.state.params, clip)
     self.flops = flops.tokenizer_flops(fwd, batch=_BATCH.value)
 
+  def fresh_state(self, seed: int):
+    return jax.jit(self.parts.make_state, out_shardings=self.replicated)(
+        jax.random.key(seed))
+
   def step(self, batch) -> float:
+    batch = jax.device_put(batch, pipeline.data_sharding(self.mesh))
     start = time.perf_counter()
     self.state, metrics = self.update(self.state, batch)
     jax.block_until_ready(metrics)
@@ -172,7 +204,7 @@ class Candidate:
   def start_training(self, train: np.ndarray, val: np.ndarray,
                      batches) -> None:
     del train, val  # drawn by `batches`
-    self.state = jax.jit(self.parts.make_state)(jax.random.key(1))  # fresh
+    self.state = self.fresh_state(1)
     self.step(batches())  # compiled already; one step to be fair with the rest
     self.trained_s, self.steps = 0.0, 1
 
@@ -181,18 +213,21 @@ class Candidate:
       self.trained_s += self.step(batches())
       self.steps += 1
 
-  def reconstruct(self, val: np.ndarray) -> np.ndarray:
-    """Reconstructions of uint8 clips, float32 in [0, 1]."""
+  def reconstruct(self, val: np.ndarray, ema: bool = False) -> np.ndarray:
+    """Reconstructions of uint8 clips, float32 in [0, 1], by the trained
+    parameters or (`ema`) their moving average, which stage 1 evaluates."""
     model, state = self.parts.model, self.state
+    params = state.ema_params if ema else state.params
     apply = jax.jit(lambda v: model.apply(
-        {'params': state.params, **state.model_state}, v)[0])
+        {'params': params, **state.model_state}, v)[0])
     return np.concatenate([np.asarray(tokenizer_lib.to_unit(jnp.clip(apply(
         tokenizer_lib.to_float(jnp.asarray(val[i:i + _BATCH.value]))), -1, 1)))
                            for i in range(0, len(val), _BATCH.value)])
 
   def row(self, **extra) -> dict:
     cfg = self.config.tokenizer
-    return dict(**parse(self.arch), channels=list(cfg.channels),
+    fields = {k: v for k, v in parse(self.arch).items() if k != 'lr'}
+    return dict(**fields, channels=list(cfg.channels),
                 params_m=round(self.params / 1e6, 3), vq_codes=cfg.vq_codes,
                 vq_dim=cfg.vq_dim, recon=cfg.loss.recon, lr=cfg.lr,
                 decay_steps=_DECAY_STEPS.value, **extra)
@@ -288,6 +323,10 @@ def time_steps(cands, size_m: float) -> None:
 
 def header() -> dict:
   return dict(device=jax.devices()[0].device_kind, cores=os.cpu_count(),
+              devices=jax.device_count(),
+              xla_threads_per_device=(
+                  1 if 'multi_thread_eigen=false' in os.environ.get(
+                      'XLA_FLAGS', '') else 'all'),
               batch=_BATCH.value,
               clip=f'{_FRAMES.value}x{_SIZE.value}x{_SIZE.value}',
               spatial=_SPATIAL.value, temporal=_TEMPORAL.value,
@@ -309,11 +348,18 @@ def clips(seeds) -> np.ndarray:
 
 def evaluate(c, val: np.ndarray) -> dict:
   """Mean PSNR and SSIM over every frame of the clips, per frame in [0, 1]:
-  one code for every candidate, VideoGPT included."""
+  one code for every candidate, VideoGPT included (which keeps no moving
+  average; ours also report their EMA parameters' as `*_ema`)."""
   flat = lambda v: jnp.asarray(v, jnp.float32).reshape(-1, *v.shape[2:])
-  real, fake = flat(val / 255.0), flat(c.reconstruct(val))
-  return dict(val_psnr=round(float(pix.psnr(real, fake).mean()), 2),
-              val_ssim=round(float(pix.ssim(real, fake).mean()), 4))
+  real = flat(val / 255.0)
+  out = {}
+  for suffix, kw in (('', {}), ('_ema', dict(ema=True))):
+    if kw and isinstance(c, VideoGPT):
+      continue
+    fake = flat(c.reconstruct(val, **kw))
+    out[f'val_psnr{suffix}'] = round(float(pix.psnr(real, fake).mean()), 2)
+    out[f'val_ssim{suffix}'] = round(float(pix.ssim(real, fake).mean()), 4)
+  return out
 
 
 def train_for_seconds(cands) -> None:
@@ -338,6 +384,7 @@ def train_for_seconds(cands) -> None:
 
 
 def main(_):
+  mesh_lib.split_cpu(_CPU_DEVICES.value)  # before jax starts
   for i, size in enumerate(_PARAMS.value):
     target = float(size) * 1e6
     codes = 512 if target < 5e6 else 2048  # as issue 16's VideoGPT runs

@@ -175,7 +175,7 @@ def _rules() -> dict[str, Callable[[Any], Optional[str]]]:
       'data.rebuild': _bool,
       'data.beam_runner': _text, 'data.beam_options': _text,
       'data.synthetic.num_episodes': NONNEG, 'data.synthetic.seed': NONNEG,
-      'mesh.devices': NONNEG, 'mesh.fsdp': COUNT,
+      'mesh.devices': NONNEG, 'mesh.fsdp': COUNT, 'mesh.cpu_devices': NONNEG,
       'input.worker_count': NONNEG, 'input.flip': _bool,
       # Stage 1 (models/tokenizer.py, models/quantizers.py).
       'tokenizer.channels': Ints(1), 'tokenizer.num_res_blocks': NONNEG,
@@ -183,6 +183,7 @@ def _rules() -> dict[str, Callable[[Any], Optional[str]]]:
       'tokenizer.temporal': COUNT, 'tokenizer.temporal_kernel': COUNT,
       'tokenizer.norm': OneOf(('group', 'none')),
       'tokenizer.conv': OneOf(tokenizer_lib.CONVS),
+      'tokenizer.decoder_stem': OneOf(tokenizer_lib.STEMS),
       'tokenizer.layout': OneOf(tokenizer_lib.LAYOUTS),
       'tokenizer.quantizer': OneOf(('fsq', 'vq')),
       # A level of 1 or 2 has no room to round into (a division by zero,

@@ -19,8 +19,11 @@ def run(**sections) -> ml_collections.ConfigDict:
   c.data = sections.pop('data', None) or data()
   c.seed = sections.pop('seed', 0)
   # devices: 0 = all; fsdp > 1 also splits the parameters over that many.
+  # cpu_devices > 0: the host CPU shown as that many devices, each a share of
+  # the batch on one core at one per core or more (mesh.split_cpu); 0 = jax's
+  # count (1). On CPU the batch sizes must then divide by it.
   c.mesh = sections.pop('mesh', None) or ml_collections.ConfigDict(
-      dict(devices=0, fsdp=1))
+      dict(devices=0, fsdp=1, cpu_devices=0))
   # worker_count=0 reads in the training process (fast enough for both
   # stages: README, "Benchmarks").
   c.input = sections.pop('input', None) or ml_collections.ConfigDict(
@@ -66,8 +69,9 @@ def tokenizer(**overrides) -> ml_collections.ConfigDict:
   t = ml_collections.ConfigDict(dict(
       channels=(16, 32, 64), num_res_blocks=1, patch=2, spatial=8, temporal=1,
       temporal_kernel=1, norm='none', quantizer='fsq', fsq_levels=(8, 5, 5, 5),
-      # conv '3d' | '2+1d', layout 'uniform' | 'latent': README, "Stage 1".
-      conv='3d', layout='uniform',
+      # conv '3d' | '2+1d', layout 'uniform' | 'latent', decoder_stem
+      # 'conv' | 'pointwise': README, "Stage 1".
+      conv='3d', layout='uniform', decoder_stem='conv',
       vq_codes=1024, vq_dim=32, vq_commitment=0.25,
       mixed_precision=False,  # bf16 compute, f32 parameters
       remat='none',  # models/remat.py: none | dots | dots_attention | full

@@ -32,6 +32,7 @@ from mirai_jax import dataset
 from mirai_jax import distributed
 from mirai_jax import errors
 from mirai_jax import evaluate
+from mirai_jax import mesh as mesh_lib
 from mirai_jax import predict
 from mirai_jax import preview
 from mirai_jax import report
@@ -103,6 +104,8 @@ def _main(argv):
       except (ImportError, ValueError) as e:
         raise app.UsageError(str(e)) from e
   try:
+    # Before anything starts jax's backends: they read both.
+    mesh_lib.split_cpu(config.mesh.get('cpu_devices', 0))
     distributed.initialize(_DISTRIBUTED.value, _COORDINATOR.value,
                            _NUM_PROCESSES.value, _PROCESS_ID.value)
   except ValueError as e:

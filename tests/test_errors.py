@@ -81,6 +81,7 @@ BAD = [
     ('transformer.eval_every', -1, 'integer >= 0'),
     ('mesh.fsdp', 3, 'must divide the 4 device(s)'),
     ('mesh.devices', 64, 'only 4 device(s) here'),
+    ('mesh.cpu_devices', -2, 'integer >= 0'),
     ('transformer.batch_size', 6, 'multiple of the 4 devices'),
     ('tokenizer.batch_size', 6, 'multiple of the 4 devices'),
     ('transformer.frames', 21, 'at most 20, the latent steps'),

@@ -23,7 +23,8 @@ def tokenizer(config) -> tokenizer_lib.Tokenizer:
       vq_codes=t.vq_codes, vq_dim=t.vq_dim, vq_commitment=t.vq_commitment,
       dtype=jnp.bfloat16 if t.mixed_precision else jnp.float32,
       remat=t.get('remat', 'none'), conv=t.get('conv', '3d'),
-      layout=t.get('layout', 'uniform'))
+      layout=t.get('layout', 'uniform'),
+      decoder_stem=t.get('decoder_stem', 'conv'))
 
 
 def transformer(config, grid, codebook_size: int

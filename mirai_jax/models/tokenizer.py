@@ -266,6 +266,7 @@ class Decoder(nn.Module):
   remat: str = 'none'
   conv: str = '3d'  # Tokenizer.conv
   layout: str = 'uniform'  # Tokenizer.layout
+  stem: str = 'conv'  # Tokenizer.decoder_stem
 
   _conv = _stack_conv
   _block = _stack_block
@@ -275,7 +276,10 @@ class Decoder(nn.Module):
     kt = self.temporal_kernel
     ups = _levels(self.channels, self.spatial, self.temporal)[::-1]
     chans = list(self.channels)[::-1]
-    x = self._conv(chans[0], (kt, 3, 3))(z)
+    if self.stem == 'pointwise':
+      x = CausalConv(chans[0], (1, 1, 1), dtype=self.dtype)(z)
+    else:
+      x = self._conv(chans[0], (kt, 3, 3))(z)
     up = self._upsample_last if self.layout == 'latent' else self._uniform
     x = up(x, ups, chans)
     x = nn.swish(FrameNorm(self.norm)(x))
@@ -324,6 +328,7 @@ class Decoder(nn.Module):
 
 CONVS = ('3d', '2+1d')
 LAYOUTS = ('uniform', 'latent')
+STEMS = ('conv', 'pointwise')
 
 
 class Tokenizer(nn.Module):
@@ -349,9 +354,14 @@ class Tokenizer(nn.Module):
   # 'latent': strided convolutions down first, the blocks on the latent grid
   # only, the decoder mirrored (VideoGPT's order).
   layout: str = 'uniform'
+  # The decoder's first layer: 'conv' (a (kt, 3, 3) convolution of the
+  # latents) or 'pointwise' (VideoGPT's 1x1x1: with 256-wide codes the
+  # 3x3 one is 14 % of the forward arithmetic of issue 16's 1.1M model).
+  decoder_stem: str = 'conv'
 
   def setup(self):
-    for field, allowed in (('conv', CONVS), ('layout', LAYOUTS)):
+    for field, allowed in (('conv', CONVS), ('layout', LAYOUTS),
+                           ('decoder_stem', STEMS)):
       if getattr(self, field) not in allowed:
         raise ValueError(f'tokenizer.{field} must be one of {allowed}, got '
                          f'{getattr(self, field)!r}')
@@ -374,7 +384,7 @@ class Tokenizer(nn.Module):
     self.decoder = Decoder(self.channels, self.num_res_blocks, convs,
                            self.temporal, self.temporal_kernel, self.patch,
                            self.norm, self.dtype, self.remat, self.conv,
-                           self.layout)
+                           self.layout, self.decoder_stem)
 
   @property
   def codebook_size(self) -> int:

@@ -15,9 +15,8 @@ ARCHS = [(conv, layout) for conv in tokenizer.CONVS
 
 # The default architecture with both quantizers at every compression in
 # time; the others (FSQ) per frame and at x4 in time, where their temporal
-# convolutions and unfolding matter.
-# Issue 16's candidate (VQ, '2+1d'/'latent', patch 2, pointwise decoder
-# stem) too.
+# convolutions and unfolding matter; and issue 16's candidate (VQ,
+# '2+1d'/'latent', patch 2) with a pointwise decoder stem.
 @pytest.mark.parametrize(
     'quantizer,conv,layout,temporal,patch,stem',
     [(q, '3d', 'uniform', t, p, 'conv') for q in ('fsq', 'vq')

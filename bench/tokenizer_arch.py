@@ -325,8 +325,7 @@ def header() -> dict:
   return dict(device=jax.devices()[0].device_kind, cores=os.cpu_count(),
               devices=jax.device_count(),
               xla_threads_per_device=(
-                  1 if 'multi_thread_eigen=false' in os.environ.get(
-                      'XLA_FLAGS', '') else 'all'),
+                  1 if mesh_lib.one_thread_per_device() else 'all'),
               batch=_BATCH.value,
               clip=f'{_FRAMES.value}x{_SIZE.value}x{_SIZE.value}',
               spatial=_SPATIAL.value, temporal=_TEMPORAL.value,

@@ -15,6 +15,9 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 AXES = ('data', 'fsdp')
+# XLA's intra-op threads off: what split_cpu adds to XLA_FLAGS at one CPU
+# device per core or more.
+ONE_THREAD_FLAG = '--xla_cpu_multi_thread_eigen=false'
 
 
 def usable_cores() -> int:
@@ -52,8 +55,14 @@ def split_cpu(devices: int) -> None:
         f'{len(jax.devices("cpu"))} CPU device(s) in this process; set it '
         'before anything runs on jax (python -m mirai_jax.main does)') from e
   if devices >= usable_cores():
-    os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
-                               ' --xla_cpu_multi_thread_eigen=false').strip()
+    os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') + ' ' +
+                               ONE_THREAD_FLAG).strip()
+
+
+def one_thread_per_device() -> bool:
+  """Whether XLA_FLAGS (split_cpu's, or a user's) turn XLA's intra-op threads
+  off."""
+  return ONE_THREAD_FLAG in os.environ.get('XLA_FLAGS', '').split()
 
 
 def make_mesh(fsdp: int = 1, devices: int = 0) -> jax.sharding.Mesh:

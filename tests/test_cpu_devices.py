@@ -24,8 +24,8 @@ def test_split_before_jax_starts_overrides_the_forced_count():
                  'from mirai_jax import mesh\n'
                  'mesh.split_cpu(2)\n'
                  'print(jax.device_count(), mesh.usable_cores())\n'
-                 "print('eigen off' if 'multi_thread_eigen=false' in "
-                 "os.environ['XLA_FLAGS'] else 'eigen on')")
+                 "print('eigen off' if mesh.ONE_THREAD_FLAG in "
+                 "os.environ['XLA_FLAGS'].split() else 'eigen on')")
   assert proc.returncode == 0, proc.stderr[-2000:]
   counts, threads = proc.stdout.strip().splitlines()[-2:]
   devices, cores = map(int, counts.split())

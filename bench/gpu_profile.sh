@@ -5,7 +5,8 @@
 # (bench/profile.py), the transformer step with the older remat policy and
 # without dropout, sampling one row with and without the padding to two
 # rows (sample.generate), at batch 16, and the tokenizer step with (2+1)-D
-# convolutions and the latent layout (issue 16). JSON lines go to
+# convolutions and the latent layout, and issue 16's 1.1M candidates with
+# both kinds of pixel layers (bench/tokenizer_arch.py). JSON lines go to
 # $OUT/bench.jsonl, the Perfetto traces to $OUT/trace_*.json.gz, the logs to
 # $OUT/logs.tgz.
 #
@@ -55,6 +56,9 @@ run sample_b16 90 $S --batch=16
 run tokenizer_2plus1d_latent 120 python3 bench/train_tokenizer.py \
   --config="$CONFIG" --steps=8 --config.tokenizer.conv=2+1d \
   --config.tokenizer.layout=latent
+run tokenizer_arch_issue16 150 python3 bench/tokenizer_arch.py \
+  --archs=2+1d/latent/p2,2+1d/latent/p2/lin --params=1.1 --seconds=0 \
+  --rounds=3 --recon=mse --vq_dim=256
 run profile_sample 120 $P --stage=sample --steps=1
 run transformer_unrolled 200 $T --config.transformer.unroll=12
 echo "done in $(( $(date +%s) - start )) s"

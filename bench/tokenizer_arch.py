@@ -60,9 +60,10 @@ from mirai_jax.train import tokenizer
 
 _ARCHS = flags.DEFINE_list(
     'archs', ['3d/uniform', '2+1d/uniform', '3d/latent', '2+1d/latent'],
-    'conv/layout[/pP][/nonorm][/pw][/lrX] candidates (pP: tokenizer.patch=P, '
-    'space-to-depth first; nonorm: tokenizer.norm=none; pw: '
-    'tokenizer.decoder_stem=pointwise; lrX: peak learning rate X instead of '
+    'conv/layout[/pP][/nonorm][/pw][/lin][/lrX] candidates (pP: '
+    'tokenizer.patch=P, space-to-depth first; nonorm: tokenizer.norm=none; '
+    'pw: tokenizer.decoder_stem=pointwise; lin: '
+    'tokenizer.pixel_layers=linear; lrX: peak learning rate X instead of '
     '--lr); 3d/uniform is the architecture before issue 16.')
 _PARAMS = flags.DEFINE_list('params', ['1.1'], 'Target sizes, millions.')
 _ROUNDS = flags.DEFINE_integer('rounds', 3, 'Interleaved timing rounds.')
@@ -104,23 +105,26 @@ _CPU_DEVICES = flags.DEFINE_integer(
 def parse(arch: str) -> dict:
   """'2+1d/latent', '2+1d/latent/p2' or '2+1d/latent/p4/nonorm/pw' -> the
   tokenizer fields it sets: conv, layout, patch (pP), norm ('nonorm': none;
-  else group), decoder_stem ('pw': pointwise; else conv) and lr ('lr3e-3':
-  that peak learning rate instead of --lr)."""
+  else group), decoder_stem ('pw': pointwise; else conv), pixel_layers
+  ('lin': linear; else conv) and lr ('lr3e-3': that peak learning rate
+  instead of --lr)."""
   conv, layout, *rest = arch.split('/')
   out = dict(conv=conv, layout=layout, patch=1, norm='group',
-             decoder_stem='conv')
+             decoder_stem='conv', pixel_layers='conv')
   for part in rest:
     if part == 'nonorm':
       out['norm'] = 'none'
     elif part == 'pw':
       out['decoder_stem'] = 'pointwise'
+    elif part == 'lin':
+      out['pixel_layers'] = 'linear'
     elif part[:1] == 'p' and part[1:].isdigit():
       out['patch'] = int(part[1:])
     elif part.startswith('lr') and _is_number(part[2:]):
       out['lr'] = float(part[2:])
     else:
-      raise ValueError(f'--archs: {arch!r} has {part!r}; use pP, nonorm, pw '
-                       'or lrX')
+      raise ValueError(f'--archs: {arch!r} has {part!r}; use pP, nonorm, pw, '
+                       'lin or lrX')
   return out
 
 

@@ -184,6 +184,7 @@ def _rules() -> dict[str, Callable[[Any], Optional[str]]]:
       'tokenizer.norm': OneOf(('group', 'none')),
       'tokenizer.conv': OneOf(tokenizer_lib.CONVS),
       'tokenizer.decoder_stem': OneOf(tokenizer_lib.STEMS),
+      'tokenizer.pixel_layers': OneOf(tokenizer_lib.PIXEL_LAYERS),
       'tokenizer.layout': OneOf(tokenizer_lib.LAYOUTS),
       'tokenizer.quantizer': OneOf(('fsq', 'vq')),
       # A level of 1 or 2 has no room to round into (a division by zero,

@@ -70,8 +70,9 @@ def tokenizer(**overrides) -> ml_collections.ConfigDict:
       channels=(16, 32, 64), num_res_blocks=1, patch=2, spatial=8, temporal=1,
       temporal_kernel=1, norm='none', quantizer='fsq', fsq_levels=(8, 5, 5, 5),
       # conv '3d' | '2+1d', layout 'uniform' | 'latent', decoder_stem
-      # 'conv' | 'pointwise': README, "Stage 1".
-      conv='3d', layout='uniform', decoder_stem='conv',
+      # 'conv' | 'pointwise', pixel_layers 'conv' | 'linear': README,
+      # "Stage 1".
+      conv='3d', layout='uniform', decoder_stem='conv', pixel_layers='conv',
       vq_codes=1024, vq_dim=32, vq_commitment=0.25,
       mixed_precision=False,  # bf16 compute, f32 parameters
       remat='none',  # models/remat.py: none | dots | dots_attention | full

@@ -101,6 +101,7 @@ BAD = [
     ('transformer.heads', 0, 'integer >= 1'),
     ('tokenizer.norm', 'batch', "one of group, none"),
     ('tokenizer.quantizer', 'lfq', 'one of fsq, vq'),
+    ('tokenizer.pixel_layers', 'dense', 'one of conv, linear'),
     ('tokenizer.spatial', 6, 'powers of 2'),
     ('tokenizer.temporal', 3, 'powers of 2'),
     ('tokenizer.patch', 3, 'must divide tokenizer.spatial=8'),

@@ -16,20 +16,22 @@ ARCHS = [(conv, layout) for conv in tokenizer.CONVS
 # The default architecture with both quantizers at every compression in
 # time; the others (FSQ) per frame and at x4 in time, where their temporal
 # convolutions and unfolding matter; and issue 16's candidate (VQ,
-# '2+1d'/'latent', patch 2) with a pointwise decoder stem.
+# '2+1d'/'latent', patch 2) with a pointwise decoder stem and with linear
+# pixel layers.
 @pytest.mark.parametrize(
-    'quantizer,conv,layout,temporal,patch,stem',
-    [(q, '3d', 'uniform', t, p, 'conv') for q in ('fsq', 'vq')
+    'quantizer,conv,layout,temporal,patch,extra',
+    [(q, '3d', 'uniform', t, p, {}) for q in ('fsq', 'vq')
      for t, p in ((1, 1), (2, 1), (4, 2))]
-    + [('fsq', c, l, t, p, 'conv') for c, l in ARCHS[1:]
+    + [('fsq', c, l, t, p, {}) for c, l in ARCHS[1:]
        for t, p in ((1, 1), (4, 2))]
-    + [('vq', '2+1d', 'latent', 4, 2, 'pointwise')])
+    + [('vq', '2+1d', 'latent', 4, 2, dict(decoder_stem='pointwise')),
+       ('vq', '2+1d', 'latent', 4, 2, dict(pixel_layers='linear'))])
 def test_tokens_of_past_frames_ignore_the_future(quantizer, temporal, patch,
-                                                 conv, layout, stem):
+                                                 conv, layout, extra):
   model = tokenizer.Tokenizer(channels=(8, 8, 8), spatial=4, patch=patch,
                               temporal=temporal, temporal_kernel=3,
                               quantizer=quantizer, vq_codes=64, vq_dim=4,
-                              conv=conv, layout=layout, decoder_stem=stem)
+                              conv=conv, layout=layout, **extra)
   rng = jax.random.key(0)
   video = jax.random.uniform(rng, (1, 8, 16, 16, 3)) * 2 - 1
   variables = model.init(rng, video)
@@ -87,10 +89,15 @@ def test_default_architecture_is_unchanged():
   # A pointwise decoder stem: the (3, 3, 3) kernel of the first decoder
   # convolution (FSQ's 4 dimensions -> 8 channels here) becomes 1x1x1.
   assert count(**small, decoder_stem='pointwise') == 55447 - 26 * 4 * 8
+  # Linear pixel layers: the encoder's first (3, 3, 3) kernel (3 -> 8) and
+  # the decoder's last (1, 3, 3) one (8 -> 3) become 1x1x1.
+  assert (count(**small, pixel_layers='linear')
+          == 55447 - 26 * 3 * 8 - 8 * 8 * 3)
 
 
 @pytest.mark.parametrize('field,value', [('conv', '2d'), ('layout', 'flat'),
-                                         ('decoder_stem', 'dense')])
+                                         ('decoder_stem', 'dense'),
+                                         ('pixel_layers', 'dense')])
 def test_unknown_architecture_names_the_field(field, value):
   model = tokenizer.Tokenizer(channels=(8, 8, 8), **{field: value})
   with pytest.raises(ValueError, match=f'tokenizer.{field} must be one of'):

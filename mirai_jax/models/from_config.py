@@ -24,7 +24,8 @@ def tokenizer(config) -> tokenizer_lib.Tokenizer:
       dtype=jnp.bfloat16 if t.mixed_precision else jnp.float32,
       remat=t.get('remat', 'none'), conv=t.get('conv', '3d'),
       layout=t.get('layout', 'uniform'),
-      decoder_stem=t.get('decoder_stem', 'conv'))
+      decoder_stem=t.get('decoder_stem', 'conv'),
+      pixel_layers=t.get('pixel_layers', 'conv'))
 
 
 def transformer(config, grid, codebook_size: int

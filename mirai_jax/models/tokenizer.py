@@ -209,6 +209,7 @@ class Encoder(nn.Module):
   remat: str = 'none'
   conv: str = '3d'  # Tokenizer.conv
   layout: str = 'uniform'  # Tokenizer.layout
+  pixel_layers: str = 'conv'  # Tokenizer.pixel_layers
 
   _conv = _stack_conv
   _block = _stack_block
@@ -218,7 +219,8 @@ class Encoder(nn.Module):
     kt = self.temporal_kernel
     if self.patch > 1:  # pixels of a patch side by side as channels
       x = space_to_depth(x, self.patch)
-    x = self._conv(self.channels[0], (kt, 3, 3))(x)
+    x = self._conv(self.channels[0],
+                   (1, 1, 1) if self.pixel_layers == 'linear' else (kt, 3, 3))(x)
     downs = _levels(self.channels, self.spatial, self.temporal)
     down = (self._downsample_first if self.layout == 'latent'
             else self._uniform)
@@ -267,6 +269,7 @@ class Decoder(nn.Module):
   conv: str = '3d'  # Tokenizer.conv
   layout: str = 'uniform'  # Tokenizer.layout
   stem: str = 'conv'  # Tokenizer.decoder_stem
+  pixel_layers: str = 'conv'  # Tokenizer.pixel_layers
 
   _conv = _stack_conv
   _block = _stack_block
@@ -283,7 +286,8 @@ class Decoder(nn.Module):
     up = self._upsample_last if self.layout == 'latent' else self._uniform
     x = up(x, ups, chans)
     x = nn.swish(FrameNorm(self.norm)(x))
-    x = CausalConv(3 * self.patch ** 2, (1, 3, 3), dtype=self.dtype)(x)
+    k = 1 if self.pixel_layers == 'linear' else 3
+    x = CausalConv(3 * self.patch ** 2, (1, k, k), dtype=self.dtype)(x)
     return depth_to_space(x, self.patch) if self.patch > 1 else x
 
   def _uniform(self, x, ups, chans):
@@ -329,6 +333,7 @@ class Decoder(nn.Module):
 CONVS = ('3d', '2+1d')
 LAYOUTS = ('uniform', 'latent')
 STEMS = ('conv', 'pointwise')
+PIXEL_LAYERS = ('conv', 'linear')
 
 
 class Tokenizer(nn.Module):
@@ -358,10 +363,16 @@ class Tokenizer(nn.Module):
   # latents) or 'pointwise' (VideoGPT's 1x1x1: with 256-wide codes the
   # 3x3 one is 14 % of the forward arithmetic of issue 16's 1.1M model).
   decoder_stem: str = 'conv'
+  # The layers at patch resolution, the encoder's first and the decoder's
+  # last: 'conv' ((kt, 3, 3) and (1, 3, 3) convolutions) or 'linear' (each
+  # patch mapped alone, a ViT's patch embedding and its transpose; with few
+  # channels at the finest grid these convolutions are XLA:CPU's slowest).
+  pixel_layers: str = 'conv'
 
   def setup(self):
     for field, allowed in (('conv', CONVS), ('layout', LAYOUTS),
-                           ('decoder_stem', STEMS)):
+                           ('decoder_stem', STEMS),
+                           ('pixel_layers', PIXEL_LAYERS)):
       if getattr(self, field) not in allowed:
         raise ValueError(f'tokenizer.{field} must be one of {allowed}, got '
                          f'{getattr(self, field)!r}')
@@ -380,11 +391,11 @@ class Tokenizer(nn.Module):
     self.encoder = Encoder(self.channels, self.num_res_blocks, convs,
                            self.temporal, self.quant.dim, self.temporal_kernel,
                            self.patch, self.norm, self.dtype, self.remat,
-                           self.conv, self.layout)
+                           self.conv, self.layout, self.pixel_layers)
     self.decoder = Decoder(self.channels, self.num_res_blocks, convs,
                            self.temporal, self.temporal_kernel, self.patch,
                            self.norm, self.dtype, self.remat, self.conv,
-                           self.layout, self.decoder_stem)
+                           self.layout, self.decoder_stem, self.pixel_layers)
 
   @property
   def codebook_size(self) -> int:

@@ -219,8 +219,8 @@ class Encoder(nn.Module):
     kt = self.temporal_kernel
     if self.patch > 1:  # pixels of a patch side by side as channels
       x = space_to_depth(x, self.patch)
-    x = self._conv(self.channels[0],
-                   (1, 1, 1) if self.pixel_layers == 'linear' else (kt, 3, 3))(x)
+    k = (1, 1, 1) if self.pixel_layers == 'linear' else (kt, 3, 3)
+    x = self._conv(self.channels[0], k)(x)
     downs = _levels(self.channels, self.spatial, self.temporal)
     down = (self._downsample_first if self.layout == 'latent'
             else self._uniform)

@@ -49,6 +49,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from configs import demo
 from mirai_jax import mesh as mesh_lib
+from mirai_jax import xla_options
 from mirai_jax.build import synthetic
 from mirai_jax.data import pipeline
 from mirai_jax.models import from_config
@@ -186,7 +187,7 @@ class Candidate:
     self.replicated = mesh_lib.replicated(self.mesh)
     self.update = loop.jit_update(
         tokenizer.make_update(cfg, self.parts, _FRAMES.value, 0),
-        self.replicated, self.mesh)
+        self.replicated, self.mesh, xla_options.convolutions())
     self.state = self.fresh_state(0)
     self.times, self.trained_s, self.steps = [], 0.0, 0
     clip = jnp.zeros((1, _FRAMES.value, _SIZE.value, _SIZE.value, 3))
@@ -223,7 +224,8 @@ class Candidate:
     model, state = self.parts.model, self.state
     params = state.ema_params if ema else state.params
     apply = jax.jit(lambda v: model.apply(
-        {'params': params, **state.model_state}, v)[0])
+        {'params': params, **state.model_state}, v)[0],
+                    compiler_options=xla_options.convolutions())
     return np.concatenate([np.asarray(tokenizer_lib.to_unit(jnp.clip(apply(
         tokenizer_lib.to_float(jnp.asarray(val[i:i + _BATCH.value]))), -1, 1)))
                            for i in range(0, len(val), _BATCH.value)])

@@ -1,5 +1,10 @@
 """The tokenizer model and its quantizers (pure functions, no training loop)."""
 
+import os
+import subprocess
+import sys
+
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -177,7 +182,89 @@ def test_the_gpu_convolution_options_are_valid_xla_options():
                  compiler_options=xla_options.CONV_NHWC)
   x, k = jnp.ones((1, 2, 4, 4, 3)), jnp.ones((1, 3, 3, 3, 2))
   assert conv(x, k).shape == (1, 2, 4, 4, 2)
-  assert xla_options.convolutions() is None  # on this CPU
+  assert xla_options.convolutions() == xla_options.CPU_EIGEN_CONV  # on CPU
   with pytest.raises(Exception, match='xla_gpu_force_conv_nhwx'):
     jax.jit(lambda x: x + 1,
             compiler_options={'xla_gpu_force_conv_nhwx': True})(1.0)
+
+
+@pytest.mark.parametrize('kernel,stride,size,padding', [
+    ((4, 4), 2, (32, 32), ((1, 2), (1, 2))),  # the latent layout's, even
+    ((4, 4), 2, (7, 9), ((1, 2), (1, 2))),  # odd sides: cut, not read
+    ((2, 2), 2, (5, 6), ((0, 1), (0, 1))),
+    ((4, 8), 4, (13, 17), ((1, 2), (3, 4)))])
+def test_blocked_convolution_is_the_strided_one(kernel, stride, size, padding):
+  x = jax.random.normal(jax.random.key(0), (2, *size, 5))
+  ref = nn.Conv(6, kernel, (stride, stride), padding=padding)
+  blocked = tokenizer.BlockedConv(6, kernel, stride, padding)
+  params = ref.init(jax.random.key(1), x)
+  # The same parameters, so a checkpoint of either restores into the other.
+  assert (jax.tree.map(jnp.shape, params)
+          == jax.tree.map(jnp.shape, blocked.init(jax.random.key(1), x)))
+  params = jax.tree.map(  # a nonzero bias too
+      lambda a: a + 0.1 * jax.random.normal(jax.random.key(2), a.shape),
+      params)
+  def loss(mod):
+    return lambda p, x: jnp.sum(jnp.sin(mod.apply(p, x)))
+  np.testing.assert_allclose(blocked.apply(params, x), ref.apply(params, x),
+                             atol=2e-5)
+  got = jax.jit(jax.grad(loss(blocked), argnums=(0, 1)))(params, x)
+  want = jax.jit(jax.grad(loss(ref), argnums=(0, 1)))(params, x)
+  for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    np.testing.assert_allclose(g, w, atol=1e-4)
+
+
+def test_the_latent_layout_blocks_its_strided_convolutions():
+  model = tokenizer.Tokenizer(channels=(8, 8, 8), spatial=4, temporal=4,
+                              patch=2, conv='2+1d', layout='latent')
+  video = jax.ShapeDtypeStruct((1, 4, 16, 16, 3), jnp.float32)
+  variables = jax.eval_shape(model.init, jax.random.key(0), video)
+  grad = jax.grad(lambda v, x: jnp.sum(model.apply(v, x)[0]))
+  hlo = jax.jit(grad).lower(variables, video).as_text()
+  # The x2 spatial level is a stride-1 convolution over 2x2 blocks: no
+  # convolution of the training step strides or dilates its input.
+  assert 'stablehlo.convolution' in hlo
+  assert 'stride = [2, 2]' not in hlo and 'lhs_dilate = [2, 2]' not in hlo
+
+
+# A convolution (wide enough for YNNPACK to take) and a matrix product,
+# compiled with the options given as an argument (or none); prints a
+# digest of the program without names and metadata, its YNNPACK calls and
+# whether the convolution is left to XLA (Eigen).
+_PROGRAM = """
+import hashlib, re, sys
+import jax, jax.numpy as jnp
+def f(x, w, m):
+  y = jax.lax.conv_general_dilated(
+      x, w, (1, 1), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  return jnp.tanh(y).reshape(-1, 64) @ m
+x, w, m = jnp.ones((4, 16, 16, 64)), jnp.ones((3, 3, 64, 64)), jnp.ones((64, 64))
+hlo = jax.jit(f, compiler_options=eval(sys.argv[1])).lower(
+    x, w, m).compile().as_text()
+hlo = re.sub(r'[.][0-9]+', '', re.sub(r'metadata=[{][^}]*[}]', '', hlo))
+entry = hlo[hlo.index('ENTRY'):]
+print(hashlib.sha1(hlo.encode()).hexdigest(), hlo.count('__ynn_fusion'),
+      ' convolution(' in entry)
+"""
+
+
+def _compiled(options, xla_flags: str):
+  env = dict(os.environ, XLA_FLAGS=xla_flags)
+  proc = subprocess.run([sys.executable, '-c', _PROGRAM, repr(options)],
+                        env=env, text=True, capture_output=True, check=False)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  digest, fusions, by_xla = proc.stdout.split()
+  return digest, int(fusions), by_xla == 'True'
+
+
+def test_cpu_options_are_jaxlibs_default_without_ynnpack_convolutions():
+  from mirai_jax import xla_options  # pylint: disable=g-import-not-at-top
+  eigen = _compiled(xla_options.CPU_EIGEN_CONV, '')
+  # What XLA_FLAGS' '-individual_convolution' makes of jaxlib's default
+  # list: the same program, so only the convolution moved.
+  assert eigen == _compiled(
+      None, '--xla_cpu_experimental_ynn_fusion_type=-individual_convolution')
+  # Eigen's convolution is XLA's own instruction; YNNPACK kept the rest.
+  assert eigen[2] and eigen[1] > 0
+  default = _compiled(None, '')
+  assert not default[2] and default[0] != eigen[0]

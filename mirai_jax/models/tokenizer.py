@@ -29,6 +29,50 @@ def _res_block(remat: str):
   return nn.remat(ResBlock, policy=chosen, prevent_cse=True)
 
 
+class BlockedConv(nn.Module):
+  """nn.Conv with stride s and kernels k*s wide, computed as a stride-1
+  convolution with k-wide kernels of the input's s x s blocks (space to
+  depth). The same function and parameters (kernel (kh, kw, in, out), bias):
+  a strided convolution's input gradient is a convolution of the output
+  gradient dilated with zeros, which XLA:CPU ran 2.4x slower than the
+  forward pass in the ~21M tokenizer of issue 16."""
+  features: int
+  kernel: Sequence[int]  # (kh, kw), multiples of the stride
+  stride: int
+  padding: Sequence[Sequence[int]]  # ((top, bottom), (left, right))
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    (kh, kw), s = self.kernel, self.stride
+    _, h, w, c = x.shape
+    kernel = self.param('kernel', nn.initializers.lecun_normal(),
+                        (kh, kw, c, self.features))
+    bias = self.param('bias', nn.initializers.zeros, (self.features,))
+    (top, bottom), (left, right) = self.padding
+    oh = (h + top + bottom - kh) // s + 1
+    ow = (w + left + right - kw) // s + 1
+    # The rows and columns the outputs read, whole blocks (kh, kw are
+    # multiples of s): padding past them is cut, never read.
+    x = jnp.pad(x, ((0, 0), (top, max(s * (oh - 1) + kh - h - top, 0)),
+                    (left, max(s * (ow - 1) + kw - w - left, 0)), (0, 0)))
+    x = space_to_depth(x[:, None, :s * (oh - 1) + kh, :s * (ow - 1) + kw], s)
+    kernel = kernel.reshape(kh // s, s, kw // s, s, c, self.features)
+    kernel = kernel.transpose(0, 2, 1, 3, 4, 5).reshape(
+        kh // s, kw // s, s * s * c, self.features)
+    y = jax.lax.conv_general_dilated(
+        x[:, 0].astype(self.dtype), kernel.astype(self.dtype), (1, 1),
+        'VALID', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    return y + bias.astype(self.dtype)
+
+
+def _blockable(kernel, strides) -> bool:
+  """Whether a 2-D convolution can be a BlockedConv: the same stride > 1
+  in both directions, dividing both kernel sides."""
+  (kh, kw), (sh, sw) = kernel, strides
+  return sh == sw > 1 and kh % sh == 0 and kw % sw == 0
+
+
 class CausalConv(nn.Module):
   features: int
   kernel: Sequence[int] = (3, 3, 3)
@@ -43,9 +87,14 @@ class CausalConv(nn.Module):
       # Frame by frame: a 2-D convolution over (B*T) frames runs 2-3x faster
       # than the same 1x3x3 kernel as a 3-D convolution on CPU.
       b, t = x.shape[:2]
-      y = nn.Conv(self.features, (kh, kw), tuple(self.strides[1:]),
-                  padding=padding, dtype=self.dtype)(
-                      x.reshape(b * t, *x.shape[2:]))
+      frames = x.reshape(b * t, *x.shape[2:])
+      strides = tuple(self.strides[1:])
+      if _blockable((kh, kw), strides):  # named as nn.Conv's: one checkpoint
+        y = BlockedConv(self.features, (kh, kw), strides[0], padding,
+                        self.dtype, name='Conv_0')(frames)
+      else:
+        y = nn.Conv(self.features, (kh, kw), strides, padding=padding,
+                    dtype=self.dtype)(frames)
       return y.reshape(b, t, *y.shape[1:])
     # kt - st frames of the past (replicating the first frame): output j sees
     # inputs up to j * st + st - 1 and nothing later.

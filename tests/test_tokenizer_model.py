@@ -214,6 +214,27 @@ def test_blocked_convolution_is_the_strided_one(kernel, stride, size, padding):
     np.testing.assert_allclose(g, w, atol=1e-4)
 
 
+def test_factorised_convolves_over_time_first_where_it_strides_in_time():
+  """Striding in time, the temporal convolution runs first at the input's
+  width, the spatial one on the frames it leaves; else space first."""
+  x = jax.random.normal(jax.random.key(1), (2, 8, 8, 8, 6))
+  strided = tokenizer.Factorised(10, (4, 4, 4), (2, 2, 2))
+  params = strided.init(jax.random.key(0), x)['params']
+  assert params['TemporalConv_0']['kernel'].shape == (4 * 6, 6)
+  assert params['CausalConv_0']['Conv_0']['kernel'].shape == (4, 4, 6, 10)
+  frames = tokenizer.TemporalConv(6, 4, 2).apply(
+      {'params': params['TemporalConv_0']}, x)
+  assert frames.shape == (2, 4, 8, 8, 6)
+  want = tokenizer.CausalConv(10, (1, 4, 4), (1, 2, 2)).apply(
+      {'params': params['CausalConv_0']}, frames)
+  np.testing.assert_allclose(strided.apply({'params': params}, x), want,
+                             atol=1e-5)
+  plain = tokenizer.Factorised(10, (3, 3, 3), mid=7)
+  params = plain.init(jax.random.key(0), x)['params']
+  assert params['CausalConv_0']['Conv_0']['kernel'].shape == (3, 3, 6, 7)
+  assert params['TemporalConv_0']['kernel'].shape == (3 * 7, 10)
+
+
 def test_the_latent_layout_blocks_its_strided_convolutions():
   model = tokenizer.Tokenizer(channels=(8, 8, 8), spatial=4, temporal=4,
                               patch=2, conv='2+1d', layout='latent')

@@ -377,9 +377,15 @@ def train_for_seconds(cands) -> None:
       train[rng.integers(0, len(train), _BATCH.value)])}
   for c in cands:
     c.start_training(train, val, batches)
+  start = time.perf_counter()
   for k in range(_SLICES.value):
     for c in cands:
       c.train_until(per_slice * (k + 1), batches)
+    # Progress on stderr: stdout stays one JSON line per result.
+    left = (time.perf_counter() - start) / (k + 1) * (_SLICES.value - k - 1)
+    print(f'slice {k + 1}/{_SLICES.value}: '
+          + ', '.join(f'{c.arch} {c.steps} steps' for c in cands)
+          + f'; about {left / 60:.0f} min left', file=sys.stderr, flush=True)
   for c in cands:
     print(json.dumps(dict(
         benchmark='tokenizer_arch_quality', **header(),

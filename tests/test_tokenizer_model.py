@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from mirai_jax import xla_options
 from mirai_jax.models import quantizers
 from mirai_jax.models import tokenizer
 
@@ -176,7 +177,6 @@ def test_vq_restarts_dead_codes_on_batch_latents():
 def test_the_gpu_convolution_options_are_valid_xla_options():
   # XLA checks option names on any backend: one the pinned jax does not
   # know fails here rather than on a user's GPU.
-  from mirai_jax import xla_options  # pylint: disable=g-import-not-at-top
   conv = jax.jit(lambda x, k: jax.lax.conv_general_dilated(
       x, k, (1, 1, 1), 'SAME', dimension_numbers=('NDHWC', 'DHWIO', 'NDHWC')),
                  compiler_options=xla_options.CONV_NHWC)
@@ -279,7 +279,6 @@ def _compiled(options, xla_flags: str):
 
 
 def test_cpu_options_are_jaxlibs_default_without_ynnpack_convolutions():
-  from mirai_jax import xla_options  # pylint: disable=g-import-not-at-top
   eigen = _compiled(xla_options.CPU_EIGEN_CONV, '')
   # What XLA_FLAGS' '-individual_convolution' makes of jaxlib's default
   # list: the same program, so only the convolution moved.

@@ -56,16 +56,19 @@ from mirai_jax.models import from_config
 from mirai_jax.models import tokenizer as tokenizer_lib
 from mirai_jax.train import flops
 from mirai_jax.train import loop
+from mirai_jax.train import optim
 from mirai_jax.train import tokenizer
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 _ARCHS = flags.DEFINE_list(
     'archs', ['3d/uniform', '2+1d/uniform', '3d/latent', '2+1d/latent'],
-    'conv/layout[/pP][/nonorm][/pw][/lin][/lrX] candidates (pP: '
+    'conv/layout[/pP][/nonorm][/pw][/lin][/lrX][/wsd] candidates (pP: '
     'tokenizer.patch=P, space-to-depth first; nonorm: tokenizer.norm=none; '
     'pw: tokenizer.decoder_stem=pointwise; lin: '
     'tokenizer.pixel_layers=linear; lrX: peak learning rate X instead of '
-    '--lr); 3d/uniform is the architecture before issue 16.')
+    '--lr; wsd: the lr held, then linear to lr x final_lr_ratio over the '
+    'last --decay_slices of the quality run); 3d/uniform is the '
+    'architecture before issue 16.')
 _PARAMS = flags.DEFINE_list('params', ['1.1'], 'Target sizes, millions.')
 _ROUNDS = flags.DEFINE_integer('rounds', 3, 'Interleaved timing rounds.')
 _SECONDS = flags.DEFINE_float('seconds', 120, 'Training time per candidate '
@@ -84,6 +87,9 @@ _DECAY_STEPS = flags.DEFINE_integer(
     'tokenizer.final_lr_ratio, as the stage trains (the steps --seconds '
     'allows; past them the lr stays there); 0 = the lr held (100k steps of '
     'decay).')
+_DECAY_SLICES = flags.DEFINE_integer(
+    'decay_slices', 1, "Slices of --seconds over which '/wsd' candidates "
+    'decay their lr (the steps they take estimated from their rate so far).')
 _EPISODES = flags.DEFINE_integer('episodes', 8, 'Synthetic training episodes '
                                  '(12 s each); 2 more are validation.')
 _VAL_CLIPS = flags.DEFINE_integer('val_clips', 16, 'Validation clips.')
@@ -107,13 +113,15 @@ def parse(arch: str) -> dict:
   """'2+1d/latent', '2+1d/latent/p2' or '2+1d/latent/p4/nonorm/pw' -> the
   tokenizer fields it sets: conv, layout, patch (pP), norm ('nonorm': none;
   else group), decoder_stem ('pw': pointwise; else conv), pixel_layers
-  ('lin': linear; else conv) and lr ('lr3e-3': that peak learning rate
-  instead of --lr)."""
+  ('lin': linear; else conv), lr ('lr3e-3': that peak learning rate
+  instead of --lr) and schedule ('wsd'; else cosine)."""
   conv, layout, *rest = arch.split('/')
   out = dict(conv=conv, layout=layout, patch=1, norm='group',
-             decoder_stem='conv', pixel_layers='conv')
+             decoder_stem='conv', pixel_layers='conv', schedule='cosine')
   for part in rest:
-    if part == 'nonorm':
+    if part == 'wsd':
+      out['schedule'] = 'wsd'
+    elif part == 'nonorm':
       out['norm'] = 'none'
     elif part == 'pw':
       out['decoder_stem'] = 'pointwise'
@@ -125,7 +133,7 @@ def parse(arch: str) -> dict:
       out['lr'] = float(part[2:])
     else:
       raise ValueError(f'--archs: {arch!r} has {part!r}; use pP, nonorm, pw, '
-                       'lin or lrX')
+                       'lin, lrX or wsd')
   return out
 
 
@@ -185,15 +193,33 @@ class Candidate:
     # As stage 1 runs it: the batch split over the mesh, the state replicated.
     self.mesh = mesh_lib.make_mesh()
     self.replicated = mesh_lib.replicated(self.mesh)
-    self.update = loop.jit_update(
-        tokenizer.make_update(cfg, self.parts, _FRAMES.value, 0),
-        self.replicated, self.mesh, xla_options.convolutions())
+    self.update = self.compile_update(cfg)
     self.state = self.fresh_state(0)
     self.times, self.trained_s, self.steps = [], 0.0, 0
     clip = jnp.zeros((1, _FRAMES.value, _SIZE.value, _SIZE.value, 3))
     fwd = flops.conv_flops(lambda p, v: self.parts.model.apply(
         {'params': p, **self.state.model_state}, v), self.state.params, clip)
     self.flops = flops.tokenizer_flops(fwd, batch=_BATCH.value)
+
+  def compile_update(self, cfg):
+    return loop.jit_update(
+        tokenizer.make_update(cfg, tokenizer.setup(
+            self.config, spec(), _FRAMES.value), _FRAMES.value, 0),
+        self.replicated, self.mesh, xla_options.convolutions())
+
+  def begin_decay(self, seconds_left: float, batch) -> None:
+    """A 'wsd' candidate's lr, held so far, goes down over the steps its
+    rate so far allows in `seconds_left` (the schedule is one of steps: the
+    update is compiled again, outside the clock, and the state carries on)."""
+    cfg = self.config.tokenizer
+    if cfg.schedule != 'wsd':
+      return
+    left = max(1, round((self.steps - 1) / self.trained_s * seconds_left))
+    cfg.steps = self.steps + left
+    cfg.decay_fraction = left / cfg.steps
+    self.update = self.compile_update(cfg)
+    batch = jax.device_put(batch, pipeline.data_sharding(self.mesh))
+    self.update = self.update.lower(self.state, batch).compile()
 
   def fresh_state(self, seed: int):
     return jax.jit(self.parts.make_state, out_shardings=self.replicated)(
@@ -233,10 +259,15 @@ class Candidate:
   def row(self, **extra) -> dict:
     cfg = self.config.tokenizer
     fields = {k: v for k, v in parse(self.arch).items() if k != 'lr'}
+    wsd = cfg.schedule == 'wsd'
     return dict(**fields, channels=list(cfg.channels),
                 params_m=round(self.params / 1e6, 3), vq_codes=cfg.vq_codes,
                 vq_dim=cfg.vq_dim, recon=cfg.loss.recon, lr=cfg.lr,
-                decay_steps=_DECAY_STEPS.value, **extra)
+                final_lr=cfg.lr * cfg.final_lr_ratio,
+                decay_steps=(round(cfg.steps * cfg.decay_fraction) if wsd
+                             else _DECAY_STEPS.value),
+                **({'lr_last': float(optim.schedule(cfg)(self.steps - 1))}
+                   if self.steps else {}), **extra)
 
 
 class VideoGPT:
@@ -380,6 +411,8 @@ def train_for_seconds(cands) -> None:
   start = time.perf_counter()
   for k in range(_SLICES.value):
     for c in cands:
+      if k == _SLICES.value - _DECAY_SLICES.value and isinstance(c, Candidate):
+        c.begin_decay(_SECONDS.value - c.trained_s, batches())
       c.train_until(per_slice * (k + 1), batches)
     # Progress on stderr: stdout stays one JSON line per result.
     left = (time.perf_counter() - start) / (k + 1) * (_SLICES.value - k - 1)
@@ -395,6 +428,11 @@ def train_for_seconds(cands) -> None:
 
 
 def main(_):
+  if not 0 < _DECAY_SLICES.value < _SLICES.value:
+    raise app.UsageError(f'--decay_slices={_DECAY_SLICES.value}: must be at '
+                         f'least 1 and below --slices={_SLICES.value} (a '
+                         "'/wsd' candidate's rate is measured before it "
+                         'decays).')
   mesh_lib.split_cpu(_CPU_DEVICES.value)  # before jax starts
   for i, size in enumerate(_PARAMS.value):
     target = float(size) * 1e6

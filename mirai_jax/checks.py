@@ -32,6 +32,7 @@ from mirai_jax.build import clips
 from mirai_jax.models import attention
 from mirai_jax.models import remat
 from mirai_jax.models import tokenizer as tokenizer_lib
+from mirai_jax.train import optim
 
 _MISSING = object()
 
@@ -149,6 +150,8 @@ def _optimiser(stage: str) -> dict:
   return {
       f'{stage}.batch_size': COUNT, f'{stage}.steps': COUNT,
       f'{stage}.lr': POSITIVE, f'{stage}.final_lr_ratio': Number(0, 1),
+      f'{stage}.schedule': OneOf(optim.SCHEDULES),
+      f'{stage}.decay_fraction': Number(0, 1, lo_open=True),
       f'{stage}.warmup_steps': NONNEG, f'{stage}.weight_decay': NONNEG_REAL,
       f'{stage}.b1': UNIT, f'{stage}.b2': UNIT, f'{stage}.grad_clip': POSITIVE,
       f'{stage}.ema': UNIT, f'{stage}.log_every': COUNT,

@@ -80,6 +80,9 @@ def tokenizer(**overrides) -> ml_collections.ConfigDict:
       # 8 clips x 4 frames, but 4x the variety (held drawings repeat).
       train_frames=1,  # random window of each clip (0 = the whole clip)
       batch_size=32, steps=1500, lr=2e-3, final_lr_ratio=0.05,
+      # train/optim.py: cosine | wsd (held, then linear over the last
+      # decay_fraction of the steps).
+      schedule='cosine', decay_fraction=0.2,
       warmup_steps=100, weight_decay=0.0, b1=0.9, b2=0.99, grad_clip=1.0,
       ema=0.99,
       loss=dict(recon='l1', recon_weight=1.0,
@@ -124,6 +127,7 @@ def transformer(**overrides) -> ml_collections.ConfigDict:
       unroll=1,
       loss_chunk=0,  # predicted tokens per loss chunk; 0 = fit 512 MB logits
       batch_size=16, steps=400, lr=1e-3, final_lr_ratio=0.05, warmup_steps=50,
+      schedule='cosine', decay_fraction=0.2,  # as the tokenizer's
       weight_decay=0.01, b1=0.9, b2=0.95, grad_clip=1.0, ema=0.99,
       log_every=25, checkpoint_every=200, keep=3,
       eval_every=100, eval_batches=3, eval_batch_size=16,
@@ -205,6 +209,7 @@ def _pixel_training(**fields) -> dict:
       # the tokenizer's frames per step), so every method sees the same.
       inputs=0,
       batch_size=16, steps=600, lr=2e-4, final_lr_ratio=0.1, warmup_steps=20,
+      schedule='cosine', decay_fraction=0.2,  # as the tokenizer's
       weight_decay=0.0, b1=0.5, b2=0.999, grad_clip=10.0, ema=0.99,
       disc_lr=2e-4,
       log_every=50, checkpoint_every=300, keep=2,

@@ -73,6 +73,8 @@ BAD = [
     ('transformer.lr', 0.0, 'must be a number > 0'),
     ('tokenizer.lr', float('nan'), 'must be a number > 0'),
     ('transformer.final_lr_ratio', 1.5, 'in [0, 1]'),
+    ('tokenizer.schedule', 'step', 'must be one of cosine, wsd'),
+    ('pix2pix.decay_fraction', 0.0, 'in (0, 1]'),
     ('transformer.b2', 1.0, 'in [0, 1)'),
     ('tokenizer.ema', -0.1, 'in [0, 1)'),
     ('transformer.dropout', 1.0, 'in [0, 1)'),

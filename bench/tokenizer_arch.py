@@ -90,6 +90,10 @@ _DECAY_STEPS = flags.DEFINE_integer(
 _DECAY_SLICES = flags.DEFINE_integer(
     'decay_slices', 1, "Slices of --seconds over which '/wsd' candidates "
     'decay their lr (the steps they take estimated from their rate so far).')
+flags.register_multi_flags_validator(
+    ['decay_slices', 'slices'], lambda f: 0 < f['decay_slices'] < f['slices'],
+    "--decay_slices must be at least 1 and below --slices (a '/wsd' "
+    "candidate's rate is measured before it decays).")
 _EPISODES = flags.DEFINE_integer('episodes', 8, 'Synthetic training episodes '
                                  '(12 s each); 2 more are validation.')
 _VAL_CLIPS = flags.DEFINE_integer('val_clips', 16, 'Validation clips.')
@@ -188,12 +192,10 @@ class Candidate:
 
   def __init__(self, arch, config, params):
     self.arch, self.config, self.params = arch, config, params
-    cfg = config.tokenizer
-    self.parts = tokenizer.setup(config, spec(), _FRAMES.value)
     # As stage 1 runs it: the batch split over the mesh, the state replicated.
     self.mesh = mesh_lib.make_mesh()
     self.replicated = mesh_lib.replicated(self.mesh)
-    self.update = self.compile_update(cfg)
+    self.update = self.compile_update()  # sets self.parts
     self.state = self.fresh_state(0)
     self.times, self.trained_s, self.steps = [], 0.0, 0
     clip = jnp.zeros((1, _FRAMES.value, _SIZE.value, _SIZE.value, 3))
@@ -201,10 +203,13 @@ class Candidate:
         {'params': p, **self.state.model_state}, v), self.state.params, clip)
     self.flops = flops.tokenizer_flops(fwd, batch=_BATCH.value)
 
-  def compile_update(self, cfg):
+  def compile_update(self):
+    """The update step of self.config as it stands (its schedule included),
+    with the parts it was built from in self.parts."""
+    self.parts = tokenizer.setup(self.config, spec(), _FRAMES.value)
     return loop.jit_update(
-        tokenizer.make_update(cfg, tokenizer.setup(
-            self.config, spec(), _FRAMES.value), _FRAMES.value, 0),
+        tokenizer.make_update(self.config.tokenizer, self.parts,
+                              _FRAMES.value, 0),
         self.replicated, self.mesh, xla_options.convolutions())
 
   def begin_decay(self, seconds_left: float, batch) -> None:
@@ -217,7 +222,7 @@ class Candidate:
     left = max(1, round((self.steps - 1) / self.trained_s * seconds_left))
     cfg.steps = self.steps + left
     cfg.decay_fraction = left / cfg.steps
-    self.update = self.compile_update(cfg)
+    self.update = self.compile_update()
     batch = jax.device_put(batch, pipeline.data_sharding(self.mesh))
     self.update = self.update.lower(self.state, batch).compile()
 
@@ -428,11 +433,6 @@ def train_for_seconds(cands) -> None:
 
 
 def main(_):
-  if not 0 < _DECAY_SLICES.value < _SLICES.value:
-    raise app.UsageError(f'--decay_slices={_DECAY_SLICES.value}: must be at '
-                         f'least 1 and below --slices={_SLICES.value} (a '
-                         "'/wsd' candidate's rate is measured before it "
-                         'decays).')
   mesh_lib.split_cpu(_CPU_DEVICES.value)  # before jax starts
   for i, size in enumerate(_PARAMS.value):
     target = float(size) * 1e6

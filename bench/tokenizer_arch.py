@@ -4,7 +4,7 @@ r"""Tokenizer architectures at matched parameters: step time and quality per sec
       [--archs=3d/uniform,2+1d/uniform,3d/latent,2+1d/latent]
       [--batch=4 --frames=16 --size=64 --spatial=4 --temporal=4]
       [--recon=l1|mse --vq_dim=32] [--videogpt=CHECKOUT --torch_python=PY]
-      [--cpu_devices=N]
+      [--cpu_devices=N] [--footage=A.mp4,B.mkv --footage_val=C.mkv]
 
 For each `tokenizer.conv`/`tokenizer.layout` candidate, channels (c, 2c, 4c)
 are chosen so that its parameters come closest to each `--params` (millions).
@@ -16,8 +16,9 @@ Then:
   2. Quality per second (`--seconds` > 0, at the first `--params` only):
      each candidate trains for the same wall-clock time, interleaved in
      slices, on clips of the demo's synthetic episodes (rendered in memory,
-     no H.264), then reports validation PSNR/SSIM of the trained (not EMA)
-     parameters on clips of other episodes.
+     no H.264) or of real video files (`--footage`, decoded by ffmpeg, cut
+     inside shots), then reports validation PSNR/SSIM of the trained and
+     the EMA parameters on clips of other episodes or files.
 Prints one JSON line per result. Defaults follow issue 16 (batch 4 x 16
 frames x 64x64, x4 in time and space, VQ, float32). Figures: README
 "Stage 1".
@@ -96,6 +97,29 @@ flags.register_multi_flags_validator(
     "candidate's rate is measured before it decays).")
 _EPISODES = flags.DEFINE_integer('episodes', 8, 'Synthetic training episodes '
                                  '(12 s each); 2 more are validation.')
+_FOOTAGE = flags.DEFINE_list(
+    'footage', [], 'Video files to train on instead of the synthetic '
+    'episodes (decoded at --size, centre-cropped square; windows inside '
+    'shots, static ones dropped); needs --footage_val.')
+_FOOTAGE_VAL = flags.DEFINE_list(
+    'footage_val', [], 'Other video files whose windows are the validation '
+    'clips with --footage.')
+flags.register_multi_flags_validator(
+    ['footage', 'footage_val'],
+    lambda f: bool(f['footage']) == bool(f['footage_val']),
+    '--footage and --footage_val go together: train on some files, '
+    'validate on others.')
+
+
+def _files_exist(paths: list[str]) -> bool:
+  missing = [p for p in paths if not os.path.isfile(p)]
+  if missing:
+    raise flags.ValidationError('no such file: ' + ', '.join(missing))
+  return True
+
+
+flags.register_validator('footage', _files_exist)
+flags.register_validator('footage_val', _files_exist)
 _VAL_CLIPS = flags.DEFINE_integer('val_clips', 16, 'Validation clips.')
 _RECON = flags.DEFINE_string('recon', 'l1', 'tokenizer.loss.recon: l1 | mse '
                              "(VideoGPT's: mse).")
@@ -387,6 +411,38 @@ def clips(seeds) -> np.ndarray:
   return np.stack(out)
 
 
+def footage_clips(paths: list[str]) -> np.ndarray:
+  """`--frames` windows, one after the other, inside the shots of real video
+  files, cut by the dataset builder's own code (`build/clips.py`: decoded at
+  `--size` square, centre crop; clips where nothing moves dropped)."""
+  # Here, not at the top: the GPU image runs this bench without ffmpeg.
+  from mirai_jax.build import clips as clips_lib  # pylint: disable=g-import-not-at-top
+  t, s = _FRAMES.value, _SIZE.value
+  spec = clips_lib.ClipSpec(height=s, width=s, frames=t, stride=t,
+                            drop_static=True)
+  out = []
+  for path in paths:
+    try:
+      records, report = clips_lib.episode_clips(path, path, spec)
+    except clips_lib.VideoError as e:
+      raise SystemExit(f'{e} (--footage/--footage_val)') from None
+    print(f'{path}: {report.frames} frames, {report.shots} shots, '
+          f'{report.clips} clips', file=sys.stderr, flush=True)
+    out += [r['video'] for r in records]
+  return np.stack(out)
+
+
+def quality_data() -> tuple[np.ndarray, np.ndarray]:
+  """Training clips and `--val_clips` validation clips (a fixed draw)."""
+  if _FOOTAGE.value:
+    train, val = footage_clips(_FOOTAGE.value), footage_clips(_FOOTAGE_VAL.value)
+  else:
+    train = clips(range(_EPISODES.value))
+    val = clips(range(10_000, 10_002))
+  rng = np.random.default_rng(0)
+  return train, val[rng.permutation(len(val))[:_VAL_CLIPS.value]]
+
+
 def evaluate(c, val: np.ndarray) -> dict:
   """Mean PSNR and SSIM over every frame of the clips, per frame in [0, 1]:
   one code for every candidate, VideoGPT included (which keeps no moving
@@ -403,11 +459,8 @@ def evaluate(c, val: np.ndarray) -> dict:
   return out
 
 
-def train_for_seconds(cands) -> None:
-  train = clips(range(_EPISODES.value))
-  val = clips(range(10_000, 10_002))
+def train_for_seconds(cands, train: np.ndarray, val: np.ndarray) -> None:
   rng = np.random.default_rng(0)
-  val = val[rng.permutation(len(val))[:_VAL_CLIPS.value]]
   per_slice = _SECONDS.value / _SLICES.value
   batches = lambda: {'video': jnp.asarray(
       train[rng.integers(0, len(train), _BATCH.value)])}
@@ -428,12 +481,16 @@ def train_for_seconds(cands) -> None:
     print(json.dumps(dict(
         benchmark='tokenizer_arch_quality', **header(),
         train_clips=len(train), val_clips=len(val),
+        train_data=[os.path.basename(p) for p in _FOOTAGE.value] or 'synthetic',
+        val_data=[os.path.basename(p) for p in _FOOTAGE_VAL.value] or 'synthetic',
         **c.row(seconds=round(c.trained_s, 1), steps=c.steps,
                 **evaluate(c, val)))), flush=True)
 
 
 def main(_):
   mesh_lib.split_cpu(_CPU_DEVICES.value)  # before jax starts
+  # Decoded first, so that a bad file stops the run before minutes of timing.
+  data = quality_data() if _SECONDS.value > 0 else None
   for i, size in enumerate(_PARAMS.value):
     target = float(size) * 1e6
     codes = 512 if target < 5e6 else 2048  # as issue 16's VideoGPT runs
@@ -442,7 +499,7 @@ def main(_):
       cands.append(VideoGPT(_VIDEOGPT.value, float(size)))
     time_steps(cands, float(size))
     if i == 0 and _SECONDS.value > 0:
-      train_for_seconds(cands)
+      train_for_seconds(cands, *data)
 
 
 if __name__ == '__main__':

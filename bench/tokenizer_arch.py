@@ -416,7 +416,8 @@ def footage_clips(paths: list[str]) -> np.ndarray:
   files, cut by the dataset builder's own code (`build/clips.py`: decoded at
   `--size` square, centre crop; clips where nothing moves dropped)."""
   # Here, not at the top: the GPU image runs this bench without ffmpeg.
-  from mirai_jax.build import clips as clips_lib  # pylint: disable=g-import-not-at-top
+  # pylint: disable-next=g-import-not-at-top
+  from mirai_jax.build import clips as clips_lib
   t, s = _FRAMES.value, _SIZE.value
   spec = clips_lib.ClipSpec(height=s, width=s, frames=t, stride=t,
                             drop_static=True)

@@ -436,7 +436,8 @@ def footage_clips(paths: list[str]) -> np.ndarray:
 def quality_data() -> tuple[np.ndarray, np.ndarray]:
   """Training clips and `--val_clips` validation clips (a fixed draw)."""
   if _FOOTAGE.value:
-    train, val = footage_clips(_FOOTAGE.value), footage_clips(_FOOTAGE_VAL.value)
+    train = footage_clips(_FOOTAGE.value)
+    val = footage_clips(_FOOTAGE_VAL.value)
   else:
     train = clips(range(_EPISODES.value))
     val = clips(range(10_000, 10_002))
@@ -458,6 +459,10 @@ def evaluate(c, val: np.ndarray) -> dict:
     out[f'val_psnr{suffix}'] = round(float(pix.psnr(real, fake).mean()), 2)
     out[f'val_ssim{suffix}'] = round(float(pix.ssim(real, fake).mean()), 4)
   return out
+
+
+def names(paths: list[str]) -> list[str] | str:
+  return [os.path.basename(p) for p in paths] or 'synthetic'
 
 
 def train_for_seconds(cands, train: np.ndarray, val: np.ndarray) -> None:
@@ -482,8 +487,7 @@ def train_for_seconds(cands, train: np.ndarray, val: np.ndarray) -> None:
     print(json.dumps(dict(
         benchmark='tokenizer_arch_quality', **header(),
         train_clips=len(train), val_clips=len(val),
-        train_data=[os.path.basename(p) for p in _FOOTAGE.value] or 'synthetic',
-        val_data=[os.path.basename(p) for p in _FOOTAGE_VAL.value] or 'synthetic',
+        train_data=names(_FOOTAGE.value), val_data=names(_FOOTAGE_VAL.value),
         **c.row(seconds=round(c.trained_s, 1), steps=c.steps,
                 **evaluate(c, val)))), flush=True)
 

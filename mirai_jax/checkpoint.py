@@ -23,6 +23,7 @@ from absl import logging
 import jax
 import orbax.checkpoint as ocp
 
+from mirai_jax import distributed
 from mirai_jax import errors
 from mirai_jax import storage
 from mirai_jax.data import identity
@@ -187,9 +188,7 @@ class Checkpoints:
       else:
         os.makedirs(os.path.dirname(dst), exist_ok=True)
         os.rename(src, dst)
-    if jax.process_count() > 1:
-      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-      multihost_utils.sync_global_devices(f'set aside {step}')
+    distributed.meet(f'checkpoint {step} set aside')
     self._mngr.reload()
     return dst
 

@@ -19,12 +19,20 @@ How the processes find each other, in order:
 from __future__ import annotations
 
 import os
+import time
 from typing import Optional
 
 from absl import logging
 import jax
+import orbax.checkpoint as ocp
 
 MODES = ('auto', 'on', 'off')
+
+# How long a process waits at `meet` for the others: a compile or restore
+# that one process takes longer over than another, on a loaded host.
+MEET_TIMEOUT_S = 30 * 60
+
+_meetings = 0
 
 
 def _task_count() -> int:
@@ -71,3 +79,34 @@ def initialize(mode: str = 'auto', coordinator_address: str = '',
                jax.process_index(), jax.process_count(),
                jax.local_device_count(), jax.device_count())
   return True
+
+
+def meet(name: str, timeout_s: int = MEET_TIMEOUT_S) -> None:
+  """Waits until every process of the run has reached `meet(name)`; nothing
+  with one process.
+
+  Call it before the first run of a program with collectives. On CPU each
+  new program opens its own Gloo connections at its first run and gives up
+  after a fixed 30 s if a process is late (`Gloo context initialization
+  failed: DEADLINE_EXCEEDED`): compiling, restoring or reading the first
+  batch can take one process that much longer than another. This barrier is
+  the coordination service's, which waits `timeout_s` and runs no program.
+  Every process must call the same meetings in the same order.
+  """
+  global _meetings
+  if jax.process_count() == 1:
+    return
+  _meetings += 1
+  key = f'mirai_jax {_meetings}: {name}'
+  t0 = time.time()
+  try:
+    ocp.multihost.get_barrier_sync_fn()(key=key, timeout_ms=timeout_s * 1000)
+  except Exception as e:  # pylint: disable=broad-except
+    raise RuntimeError(
+        f'process {jax.process_index()} of {jax.process_count()} waited '
+        f'{time.time() - t0:.0f} s at "{name}" for the other processes, which '
+        'did not come: one of them stopped or is stuck. Its log says why; '
+        f'rerun all of them together. ({e})') from e
+  if time.time() - t0 >= 1:
+    logging.info('waited %.0f s for the other processes at "%s"',
+                 time.time() - t0, name)

@@ -19,6 +19,7 @@ import jax
 from jax.experimental import multihost_utils
 import numpy as np
 
+from mirai_jax import distributed
 from mirai_jax import inference
 from mirai_jax import mesh as mesh_lib
 from mirai_jax import storage
@@ -42,7 +43,9 @@ def run(config, workdir: str) -> dict:
                    compiler_options=xla_options.convolutions())
   root = workdir_lib.tokens_dir(workdir)
   nproc, pid = jax.process_count(), jax.process_index()
-  # One fresh folder per run, named alike on every process.
+  # One fresh folder per run, named alike on every process. The broadcast is
+  # the first collective: all processes start it together.
+  distributed.meet('tokenizer restored')
   run_id = int(multihost_utils.broadcast_one_to_all(
       np.int32(time.time_ns() % 2**31)))
   out = tokens.new_set(root, f'{run_id:x}')
@@ -85,12 +88,12 @@ def run(config, workdir: str) -> dict:
       audio_len=pipeline.audio_len_of(builder), processes=nproc,
       dataset=os.fspath(builder.data_dir),
       dataset_identity=data_identity).to_meta()
-  if nproc > 1:  # every shard closed before the set is published
-    multihost_utils.sync_global_devices('tokenize: shards written')
+  # Every shard closed before the set is published; no process reads
+  # tokens/CURRENT before it names this set.
+  distributed.meet('tokenize: shards written')
   if pid == 0:
     tokens.publish(root, out, meta)
-  if nproc > 1:  # no process reads tokens/CURRENT before it names this set
-    multihost_utils.sync_global_devices('tokenize: published')
+  distributed.meet('tokenize: published')
   print(f'tokenize: {counts} clips as {tuple(grid)} token grids '
         f'(codebook {model.codebook_size}) in {out}', flush=True)
   return meta

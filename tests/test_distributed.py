@@ -9,6 +9,7 @@ processes is checked against one process too.
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -35,11 +36,13 @@ OVERRIDES = dict(frames=4, context=2, width=32, depth=2, heads=4,
                  warmup_steps=2, steps=STEPS)
 
 
-def _command(workdir, mode='transformer', flags=None, **extra):
+def _command(workdir, mode='transformer', flags=None, late=None, **extra):
   if flags is None:
     flags = [f'--config.transformer.{k}={v}' for k, v in OVERRIDES.items()]
   flags = list(flags) + [f'--{k}={v}' for k, v in extra.items()]
-  return [sys.executable, '-m', 'mirai_jax.main',
+  program = (['-m', 'mirai_jax.main'] if late is None else
+             [os.path.join(ROOT, 'tests', 'late_process.py'), str(late)])
+  return [sys.executable, *program,
           f'--config={ROOT}/configs/demo.py', f'--workdir={workdir}',
           f'--mode={mode}', '--distributed=auto', *flags]
 
@@ -177,6 +180,26 @@ def _wait_for_lines(workdir, n, proc, timeout=600):
     time.sleep(0.02)
   raise AssertionError(f'{n} metric lines not reached in {timeout} s:\n'
                        + _output(proc)[-3000:])
+
+
+def test_a_process_later_than_gloo_waits_is_waited_for(tmp_path):
+  """Process 1 reaches its first batch 40 s after process 0; Gloo gives up
+  on the first run of a program with collectives after 30 s. Both meet
+  before the first step (distributed.meet) and train to the end."""
+  workdir = _workdir(tmp_path, 'late')
+  flags = [f'--config.transformer.{k}={v}'
+           for k, v in dict(OVERRIDES, steps=2, checkpoint_every=2).items()]
+  port = _free_port()
+  procs = [_start(workdir, devices=2, flags=flags, late=40,
+                  coordinator_address=f'localhost:{port}', num_processes=2,
+                  process_id=i) for i in range(2)]
+  (code0, out0), (code1, out1) = [_finish(p) for p in procs]
+  assert code0 == 0, out0
+  assert code1 == 0, out1
+  waited = re.search(r'waited (\d+) s for the other processes at '
+                     r'"transformer: step 1 compiled"', out0)
+  assert waited and int(waited.group(1)) >= 30, out0
+  assert _latest(workdir) == 2
 
 
 @pytest.mark.parametrize('sig,code,why', [

@@ -22,6 +22,7 @@ import jax
 from jax.experimental import multihost_utils
 
 from mirai_jax import checkpoint
+from mirai_jax import distributed
 from mirai_jax import mesh as mesh_lib
 from mirai_jax import workdir as workdir_lib
 from mirai_jax.data import pipeline
@@ -191,6 +192,11 @@ def run(name: str, config, *, state, start: int, update: Callable,
     t0 = time.time()
     for step in range(start, cfg.steps):
       batch = pipeline.to_global(next(data_iter), mesh)
+      if step == start and jax.process_count() > 1:
+        # Compiled ahead so that all processes run the first step together
+        # (distributed.meet); the call below reuses this compilation.
+        update.lower(state, batch).compile()
+        distributed.meet(f'{name}: step {step + 1} compiled')
       state, m = update(state, batch)
       done = step + 1
       if done % cfg.log_every == 0 or done == cfg.steps:

@@ -28,8 +28,8 @@ import orbax.checkpoint as ocp
 
 MODES = ('auto', 'on', 'off')
 
-# How long a process waits at `meet` for the others: a compile or restore
-# that one process takes longer over than another, on a loaded host.
+# How long a process waits at `meet` for the others: on a loaded host one
+# process can compile or restore minutes after another.
 MEET_TIMEOUT_S = 30 * 60
 
 _meetings = 0

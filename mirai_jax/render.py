@@ -12,6 +12,16 @@ from PIL import Image
 from mirai_jax import video_io
 
 
+def pyplot():
+  """matplotlib's pyplot on the Agg backend (files, no display), imported
+  at the first plot: importing it costs every command 0.7 s of start-up,
+  most of which (training, a flag error) never plot."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  return plt
+
+
 def to_uint8(video: np.ndarray) -> np.ndarray:
   """Accepts uint8, or floats in [0, 1] (or [-1, 1] when negative values occur)."""
   v = np.asarray(video)

@@ -35,15 +35,11 @@ import shutil
 import sys
 from typing import Optional
 
-import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from mirai_jax import render
 from mirai_jax import storage
-
-matplotlib.use('Agg')
-from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 JOBS = ('continue', 'interpolate', 'outpaint', 'rollout')  # page order
 CEILINGS = ('reconstruction',)  # shown, never the best
@@ -147,6 +143,7 @@ def _colours(jobs: dict) -> dict:
     names += [k for k in result['methods'] if k not in names]
   # The model in one colour in every job (a rollout calls it 'model').
   same = {k: MODELS[0] for k in MODELS[1:] if MODELS[0] in names}
+  plt = render.pyplot()
   cycle = plt.get_cmap('tab10').colors + plt.get_cmap('Dark2').colors
   rest = [k for k in names if k not in CEILINGS and k not in same]
   colours = {k: cycle[i % len(cycle)] for i, k in enumerate(rest)}
@@ -376,6 +373,7 @@ def _label(metric: str) -> str:
 def _plot(path: str, job: str, methods: dict, metrics: list[str], x: list,
           xlabel: str, result: dict, colours: dict) -> None:
   """Each metric against the predicted frame, one line per method."""
+  plt = render.pyplot()
   fig, axes = plt.subplots(1, len(metrics), figsize=(3.9 * len(metrics), 3.3),
                            squeeze=False)
   for ax, m in zip(axes[0], metrics):

@@ -23,7 +23,6 @@ import time
 from typing import Optional
 
 from absl import logging
-import matplotlib
 import numpy as np
 
 from mirai_jax import inference
@@ -34,9 +33,6 @@ from mirai_jax import storage
 from mirai_jax import video_io
 from mirai_jax.build import shots
 from mirai_jax.data import pipeline
-
-matplotlib.use('Agg')
-from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def test_shots(p: inference.Predictor, episodes: str, names: list[str],
@@ -171,6 +167,7 @@ def run(config, p: inference.Predictor, episodes: str, names: list[str],
 
 
 def _plot(path: str, result: dict, seconds: np.ndarray, horizon_s: float):
+  plt = render.pyplot()
   fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
   for ax, metric, label in ((axes[0], 'psnr', 'PSNR (dB)'),
                             (axes[1], 'mse', 'MSE')):

@@ -29,7 +29,7 @@ from mirai_jax.data import tokens as tokens_lib
 from mirai_jax.train import loop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STEPS = 36
+STEPS = 24
 OVERRIDES = dict(frames=4, context=2, width=32, depth=2, heads=4,
                  audio_channels=16, batch_size=8, eval_batch_size=4,
                  log_every=1, checkpoint_every=4, eval_every=0, eval_batches=1,

@@ -9,9 +9,9 @@ import tempfile
 # XLA's CPU backend without LLVM's optimisations and with its older
 # elemental fusion emitters: the tests' models are tiny, so compiling is
 # most of their time, and these compile 3x quicker (the transformer test's
-# training step on 4 devices: 25 s -> 8 s on 2 cores; the suite on the
-# 2-core CI machine 28 -> 19 min with the first two). The programs compute
-# the same, their loops just run slower. Users' runs keep XLA's defaults
+# training step on 4 devices: 25 s -> 8 s on 2 cores; the suite's time per
+# change is in the README, "Set-up"). The HLO programs are the same; their
+# machine code is plainer and runs slower. Users' runs keep XLA's defaults
 # (test_tokenizer_model checks the compiled HLO under them). A jaxlib that
 # no longer knows a flag would abort every test, so it is asked first.
 FAST_COMPILE = ('--xla_backend_optimization_level=0 '

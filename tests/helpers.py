@@ -16,6 +16,15 @@ from mirai_jax.build import synthetic
 from mirai_jax.data import tokens as tokens_lib
 
 SECONDS = 9.0
+DEVICE_COUNT_FLAG = '--xla_force_host_platform_device_count'
+
+
+def xla_flags(devices: int) -> str:
+  """The session's XLA_FLAGS (conftest.py: its unoptimised compiles) with
+  `devices` CPU devices, for a command the tests start."""
+  kept = [f for f in os.environ.get('XLA_FLAGS', '').split()
+          if not f.startswith(DEVICE_COUNT_FLAG)]
+  return ' '.join(kept + [f'{DEVICE_COUNT_FLAG}={devices}'])
 SIZE = (120, 160)
 
 

@@ -48,12 +48,8 @@ def _command(workdir, mode='transformer', flags=None, late=None, **extra):
 
 
 def _env(devices):
-  # The session's XLA flags (conftest.py), with this run's device count.
-  xla = [f for f in os.environ.get('XLA_FLAGS', '').split()
-         if not f.startswith('--xla_force_host_platform_device_count')]
   env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=ROOT,
-             XLA_FLAGS=' '.join(
-                 xla + [f'--xla_force_host_platform_device_count={devices}']))
+             XLA_FLAGS=helpers.xla_flags(devices))
   # The session's compilation cache (conftest.py) comes with os.environ: the
   # restarts load the programs of the run before instead of compiling again.
   for k in ('SLURM_NTASKS', 'OMPI_COMM_WORLD_SIZE', 'JAX_COORDINATOR_ADDRESS'):

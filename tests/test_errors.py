@@ -402,10 +402,8 @@ def test_a_full_disk_during_an_async_save_is_one_line(tmp_path):
   tiny = [f'--config.transformer.{k}' for k in (
       'steps=1', 'eval_every=0', 'batch_size=4', 'eval_batch_size=4',
       'width=32', 'depth=1', 'audio_channels=16', 'audio_layers=1')]
-  # One step to compile: on one device and unoptimised, in a third of the
-  # time.
-  env = dict(os.environ, XLA_FLAGS='--xla_backend_optimization_level=0 '
-             '--xla_llvm_disable_expensive_passes=true')
+  # One step to compile: on one device (and unoptimised, as every test).
+  env = dict(os.environ, XLA_FLAGS=helpers.xla_flags(1))
   proc = _main(f'--workdir={workdir}', '--mode=transformer', *tiny,
                env=env, file_size_limit=2 ** 16)
   assert proc.returncode == 1, proc.stderr[-3000:]

@@ -68,6 +68,7 @@ class Probe:
   audio_codec: Optional[str]  # None when the file has no audio stream
   audio_channels: int
   audio_rate: int
+  audio_index: int = 0  # which sound stream (`a:K`): the default track
 
   @property
   def has_audio(self) -> bool:
@@ -126,15 +127,41 @@ def probe(path: str) -> Probe:
                      f'another kind of file): {_last_error(err)}')
   if not video:
     raise VideoError(f'{path}: no video stream')
-  return _parse_probe(path, err, video[0],
-                      next((a for kind, a in streams if kind == 'Audio'), None))
+  audio = [a for kind, a in streams if kind == 'Audio']
+  index = _sound_track(audio)
+  return _parse_probe(path, err, video[0], audio[index] if audio else None,
+                      index)
+
+
+def _sound_track(audio_streams: list[str]) -> int:
+  """Which of ffmpeg's `Audio:` stream lines a player would play.
+
+  The first one flagged default (dual-audio releases flag the original
+  language, not always first), else the first; Matroska flags every track
+  default unless told otherwise, so there the first one wins.
+  """
+  return next((k for k, a in enumerate(audio_streams) if '(default)' in a), 0)
 
 
 _CHANNELS = {'mono': 1, 'stereo': 2, '2.1': 3, '3.0': 3, 'quad': 4, '4.0': 4,
              '5.0': 5, '5.1': 6, '6.1': 7, '7.1': 8}
 
 
-def _parse_probe(path: str, err: str, video: str, audio: Optional[str]) -> Probe:
+def _standard_rate(fps: fractions.Fraction) -> fractions.Fraction:
+  """`fps`, or the NTSC (n x 1000/1001) or whole rate it approximates.
+
+  Matroska keeps times in milliseconds, so ffmpeg guesses 59.94 fps as
+  19001/317 and 119.88 as 29011/242; both are within 1e-6 of the true rate.
+  """
+  for rate in (fractions.Fraction(round(fps * 1001 / 1000) * 1000, 1001),
+               fractions.Fraction(round(fps))):
+    if rate and abs(fps - rate) <= rate * fractions.Fraction(1, 100000):
+      return rate
+  return fps
+
+
+def _parse_probe(path: str, err: str, video: str, audio: Optional[str],
+                 audio_index: int = 0) -> Probe:
   vconf = re.search(r'config in time_base: \S+, frame_rate: (\d+/\d+)', err)
   vframe = re.search(r'Parsed_showinfo.*?\bn:\s*0 .*?pts_time:(\S+).*?'
                      r'sar:(\d+/\d+) s:(\d+)x(\d+)', err)
@@ -147,6 +174,7 @@ def _parse_probe(path: str, err: str, video: str, audio: Optional[str]) -> Probe
     if not 1 <= fps <= 300:
       raise VideoError(f'{path}: cannot tell the frame rate; set the clip '
                        'field `fps` to resample it to a fixed rate')
+  fps = _standard_rate(fps)
   dur = re.search(r'Duration: (\d+):(\d+):(\d+(?:\.\d+)?)', err)
   duration = (int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 +
               float(dur.group(3))) if dur else None
@@ -165,6 +193,7 @@ def _parse_probe(path: str, err: str, video: str, audio: Optional[str]) -> Probe
       audio_codec=(a.group(1) if a else audio.split()[0].strip(',')) if audio else None,
       audio_channels=int(n.group(1)) if n else _CHANNELS.get(layout, 0),
       audio_rate=int(a.group(2)) if a else 0,
+      audio_index=audio_index,
   )
 
 
@@ -240,8 +269,8 @@ def decode(path: str, height: int, width: int, *, resize: str = 'crop',
     if p.has_audio:
       # async=1 with first_pts=0 pads (or trims) the start so that sample 0 is
       # time 0 of the file's timeline, whatever the audio's own start time.
-      audio = src['a:0'].filter('aresample', sample_rate, first_pts=0,
-                                **{'async': 1})
+      audio = src[f'a:{p.audio_index}'].filter(
+          'aresample', sample_rate, first_pts=0, **{'async': 1})
       outputs.append(audio.output(wav, format='s16le', ac=1, ar=sample_rate))
     args = (ffmpeg.merge_outputs(*outputs)
             .global_args('-hide_banner', '-nostdin', '-v', 'error')
@@ -285,12 +314,19 @@ def decode_image(path: str, height: int, width: int, *,
 
 
 def decode_audio(path: str, sample_rate: int = 16000) -> np.ndarray:
-  """The first sound stream of `path` (a sound file or a video) -> mono int16
-  PCM at `sample_rate`, sample 0 at the start of the file."""
+  """The sound of `path` (a sound file or a video; of several tracks the one
+  `decode` takes) -> mono int16 PCM at `sample_rate`, sample 0 at the start
+  of the file."""
   if not os.path.isfile(path):
     raise VideoError(f'{path}: no such file')
+  source = 'file:' + os.path.abspath(path)
+  listing = subprocess.run(  # no output named: ffmpeg lists the streams
+      [ffmpeg_exe(), '-hide_banner', '-nostdin', '-i', source],
+      stdin=subprocess.DEVNULL, capture_output=True, check=False)
+  track = _sound_track(re.findall(
+      r'Stream #\S+: Audio: (.*)', listing.stderr.decode('utf-8', 'replace')))
   args = [ffmpeg_exe(), '-hide_banner', '-nostdin', '-v', 'error', '-i',
-          'file:' + os.path.abspath(path), '-map', '0:a:0', '-ac', '1',
+          source, '-map', f'0:a:{track}', '-ac', '1',
           '-ar', str(sample_rate), '-f', 's16le', 'pipe:1']
   proc = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True,
                         check=False)

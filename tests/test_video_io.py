@@ -2,6 +2,7 @@
 
 import fractions
 import os
+import subprocess
 
 import numpy as np
 import pytest
@@ -10,9 +11,13 @@ import helpers
 from mirai_jax import video_io
 
 
-@pytest.mark.parametrize('fps', ['24000/1001', '30000/1001', '25', '5981/100'])
-def test_probe_reads_exact_frame_rate(tmp_path, fps):
-  path = str(tmp_path / 'v.mp4')
+@pytest.mark.parametrize('fps,ext', [
+    ('24000/1001', 'mp4'), ('30000/1001', 'mp4'), ('25', 'mp4'),
+    ('5981/100', 'mp4'), ('24000/1001', 'mkv'),
+    # Matroska's millisecond times make ffmpeg guess 19001/317.
+    ('60000/1001', 'mkv')])
+def test_probe_reads_exact_frame_rate(tmp_path, fps, ext):
+  path = str(tmp_path / f'v.{ext}')
   video_io.write_video(path, helpers.barcode_frames(12), fractions.Fraction(fps))
   p = video_io.probe(path)
   assert p.fps == fractions.Fraction(fps)
@@ -79,6 +84,25 @@ def test_sound_of_frame_t_is_at_frame_t(tmp_path, name, fps, rate, channels,
     assert here > 2000, (k, here)
     assert before < 0.1 * here, (k, before, here)
     assert after2 < 0.1 * here, (k, after2, here)
+
+
+@pytest.mark.parametrize('flags,heard', [
+    # Matroska marks every track default unless told: the first plays.
+    ([], 220), (['-disposition:a:0', '0', '-disposition:a:1', 'default'], 880)])
+def test_the_sound_track_a_player_would_play_is_decoded(tmp_path, flags, heard):
+  path = str(tmp_path / 'dual_audio.mkv')
+  tone = 'sine=frequency={}:sample_rate=48000:duration=2'
+  subprocess.run(
+      [video_io.ffmpeg_exe(), '-v', 'error', '-y', '-f', 'lavfi', '-i',
+       'testsrc2=size=96x64:rate=24:duration=2', '-f', 'lavfi', '-i',
+       tone.format(220), '-f', 'lavfi', '-i', tone.format(880),
+       '-map', '0', '-map', '1', '-map', '2', '-c:v', 'libx264', '-c:a',
+       'aac', *flags, path], check=True)
+  d = video_io.decode(path, 16, 16, sample_rate=16000)
+  # predict's --sound reads the same track as the dataset builder.
+  for pcm in d.audio, video_io.decode_audio(path, 16000):
+    spectrum = np.abs(np.fft.rfft(pcm[:16000].astype(np.float32)))
+    assert int(np.argmax(spectrum)) == heard  # 1 Hz bins over 1 s
 
 
 def test_audio_covers_exactly_the_frames(tmp_path):

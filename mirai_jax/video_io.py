@@ -122,6 +122,12 @@ def probe(path: str) -> Probe:
   video = [v for kind, v in streams if kind == 'Video' and 'attached pic' not in v]
   if not video and any(kind == 'Audio' for kind, _ in streams):
     raise VideoError(f'{path}: audio only, no video stream')
+  # Episode folders hold subtitles (.srt, .ass) too: ffmpeg opens them, and
+  # then fails for want of a frame to output.
+  others = re.findall(r'Stream #\S+: (\w+):', err.split('Output #')[0])
+  if not video and others:
+    raise VideoError(f'{path}: no video stream (its streams: '
+                     f'{", ".join(sorted(set(others))).lower()})')
   if proc.returncode != 0:
     raise VideoError(f'{path}: not a readable video (corrupt, truncated or '
                      f'another kind of file): {_last_error(err)}')

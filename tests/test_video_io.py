@@ -136,6 +136,8 @@ def test_bad_files_are_named_with_a_reason(tmp_path):
       'empty.mp4': (b'', 'empty'),
       'text.mp4': (b'hello\n' * 100, 'not a readable video'),
       'truncated.mkv': (data[:len(data) // 2], 'truncated'),
+      'episode 1.srt': (b'1\n00:00:00,000 --> 00:00:02,000\nhello\n',
+                        r'no video stream \(its streams: subtitle\)'),
   }
   for name, (content, reason) in cases.items():
     path = str(tmp_path / name)

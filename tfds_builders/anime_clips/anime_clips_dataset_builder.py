@@ -33,6 +33,7 @@ import collections
 import concurrent.futures
 import contextlib
 import dataclasses
+import fractions
 import json
 import os
 import posixpath
@@ -345,9 +346,10 @@ def _decode(name: str, path: str, spec: clips.ClipSpec
 
 def _log_report(report: clips.EpisodeReport, progress: str = '') -> None:
   logging.info(
-      '%s%s: %d frames (%.1f s at %s fps) -> %d shots, %d clips%s in %.1f s',
-      progress, report.episode, report.frames, report.seconds, report.fps,
-      report.shots, report.clips,
+      '%s%s: %d frames (%.1f s at %s fps) -> %d shot%s, %d clips%s in %.1f s',
+      progress, report.episode, report.frames, report.seconds,
+      fractions.Fraction(report.fps), report.shots,
+      '' if report.shots == 1 else 's', report.clips,
       '' if report.has_audio else ' (no audio)', report.decode_seconds)
 
 

@@ -18,7 +18,9 @@ Then:
      slices, on clips of the demo's synthetic episodes (rendered in memory,
      no H.264) or of real video files (`--footage`, decoded by ffmpeg, cut
      inside shots), then reports validation PSNR/SSIM of the trained and
-     the EMA parameters on clips of other episodes or files.
+     the EMA parameters on clips of other episodes or files, its steps,
+     their mean time (`step_s_trained`: the rate to compare when the step
+     timings of 1. were disturbed) and the steps at each slice's end.
 Prints one JSON line per result. Defaults follow issue 16 (batch 4 x 16
 frames x 64x64, x4 in time and space, VQ, float32). Figures: README
 "Stage 1".
@@ -473,11 +475,15 @@ def train_for_seconds(cands, train: np.ndarray, val: np.ndarray) -> None:
   for c in cands:
     c.start_training(train, val, batches)
   start = time.perf_counter()
+  # Steps at the end of each slice: a slice that ran beside other load on
+  # the machine shows up as fewer steps than its neighbours.
+  slice_steps = {id(c): [] for c in cands}
   for k in range(_SLICES.value):
     for c in cands:
       if k == _SLICES.value - _DECAY_SLICES.value and isinstance(c, Candidate):
         c.begin_decay(_SECONDS.value - c.trained_s, batches())
       c.train_until(per_slice * (k + 1), batches)
+      slice_steps[id(c)].append(c.steps)
     # Progress on stderr: stdout stays one JSON line per result.
     left = (time.perf_counter() - start) / (k + 1) * (_SLICES.value - k - 1)
     print(f'slice {k + 1}/{_SLICES.value}: '
@@ -489,6 +495,8 @@ def train_for_seconds(cands, train: np.ndarray, val: np.ndarray) -> None:
         train_clips=len(train), val_clips=len(val),
         train_data=names(_FOOTAGE.value), val_data=names(_FOOTAGE_VAL.value),
         **c.row(seconds=round(c.trained_s, 1), steps=c.steps,
+                step_s_trained=round(c.trained_s / max(c.steps, 1), 3),
+                steps_at_slice_end=slice_steps[id(c)],
                 **evaluate(c, val)))), flush=True)
 
 

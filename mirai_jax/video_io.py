@@ -118,16 +118,16 @@ def probe(path: str) -> Probe:
   proc = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True,
                         check=False)
   err = proc.stderr.decode('utf-8', 'replace')
-  streams = re.findall(r'Stream #\S+: (Video|Audio): (.*)', err)
+  streams = _input_streams(err)
   video = [v for kind, v in streams if kind == 'Video' and 'attached pic' not in v]
   if not video and any(kind == 'Audio' for kind, _ in streams):
     raise VideoError(f'{path}: audio only, no video stream')
   # Episode folders hold subtitles (.srt, .ass) too: ffmpeg opens them, and
   # then fails for want of a frame to output.
-  others = re.findall(r'Stream #\S+: (\w+):', err.split('Output #')[0])
-  if not video and others:
+  if not video and streams:
+    kinds = sorted({kind.lower() for kind, _ in streams})
     raise VideoError(f'{path}: no video stream (its streams: '
-                     f'{", ".join(sorted(set(others))).lower()})')
+                     f'{", ".join(kinds)})')
   if proc.returncode != 0:
     raise VideoError(f'{path}: not a readable video (corrupt, truncated or '
                      f'another kind of file): {_last_error(err)}')
@@ -137,6 +137,12 @@ def probe(path: str) -> Probe:
   index = _sound_track(audio)
   return _parse_probe(path, err, video[0], audio[index] if audio else None,
                       index)
+
+
+def _input_streams(err: str) -> list[tuple[str, str]]:
+  """(kind, description) of each stream of the input, from ffmpeg's stderr:
+  ('Video', 'h264 (High), yuv420p, ...'), ('Audio', 'aac ... (default)')."""
+  return re.findall(r'Stream #\S+: (\w+): (.*)', err.split('Output #')[0])
 
 
 def _sound_track(audio_streams: list[str]) -> int:
@@ -329,8 +335,9 @@ def decode_audio(path: str, sample_rate: int = 16000) -> np.ndarray:
   listing = subprocess.run(  # no output named: ffmpeg lists the streams
       [ffmpeg_exe(), '-hide_banner', '-nostdin', '-i', source],
       stdin=subprocess.DEVNULL, capture_output=True, check=False)
-  track = _sound_track(re.findall(
-      r'Stream #\S+: Audio: (.*)', listing.stderr.decode('utf-8', 'replace')))
+  track = _sound_track([
+      a for kind, a in _input_streams(listing.stderr.decode('utf-8', 'replace'))
+      if kind == 'Audio'])
   args = [ffmpeg_exe(), '-hide_banner', '-nostdin', '-v', 'error', '-i',
           source, '-map', f'0:a:{track}', '-ac', '1',
           '-ar', str(sample_rate), '-f', 's16le', 'pipe:1']
